@@ -1,0 +1,76 @@
+"""The command line: ``gansweep train|sweep|eval|report``.
+
+This is the one place that catches gansweep's errors: each becomes one line on
+stderr and the error's exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Callable
+
+from gansweep.errors import GansweepError
+from gansweep.progress import err_console
+
+USAGE = """usage: gansweep COMMAND [ARGS]
+
+commands:
+  train    train one GAN (Hydra overrides: model=mlp data=ring8 lr=1e-4; --cfg job; --help; -m)
+  sweep    search hyperparameters with Optuna (gansweep sweep --help)
+  eval     score a run folder's checkpoint again (gansweep eval --help)
+  report   compare run folders (gansweep report --help)
+"""
+
+EXIT_INTERRUPTED = 130
+
+
+def _train(argv: list[str]) -> int:
+    from gansweep.train_command import run_train
+
+    return run_train(argv)
+
+
+def _sweep(argv: list[str]) -> int:
+    from gansweep.sweep.command import run_sweep
+
+    return run_sweep(argv)
+
+
+def _eval(argv: list[str]) -> int:
+    from gansweep.eval_command import run_eval
+
+    return run_eval(argv)
+
+
+def _report(argv: list[str]) -> int:
+    import argparse
+
+    from gansweep.report import command
+
+    parser = argparse.ArgumentParser(prog="gansweep report", description="Compare GAN runs side by side.")
+    command.add_arguments(parser)
+    return command.run(parser.parse_args(argv))
+
+
+COMMANDS: dict[str, Callable[[list[str]], int]] = {"train": _train, "sweep": _sweep, "eval": _eval, "report": _report}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `gansweep` console script and `python -m gansweep`."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE, end="")
+        return 0 if argv else 2
+    command = COMMANDS.get(argv[0])
+    if command is None:
+        err_console.print(f"gansweep: unknown command {argv[0]!r}; choose one of {', '.join(COMMANDS)}")
+        return 2
+    try:
+        return command(argv[1:])
+    except GansweepError as exc:
+        err_console.print(f"error: {exc}")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        return EXIT_INTERRUPTED
+

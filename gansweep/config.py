@@ -1,0 +1,259 @@
+"""The typed config schema, registered in Hydra's ConfigStore.
+
+The YAML files in ``conf/`` start from these dataclasses, so an unknown key or a
+wrong type fails while Hydra composes. Range checks live in ``__post_init__``; they
+run when the CLI converts the composed config with ``OmegaConf.to_object``, before
+any work starts. Everything below the CLI receives these objects, never a DictConfig.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import OmegaConf
+
+from gansweep.errors import ConfigError
+
+
+class Device(str, Enum):
+    auto = "auto"  # CUDA when present, else CPU
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class LrDecay(str, Enum):
+    none = "none"
+    linear = "linear"  # to zero at the end of the budget
+    cosine = "cosine"
+
+
+class DNorm(str, Enum):
+    auto = "auto"  # batch norm, except none for wgan_gp (the penalty is per sample)
+    batch = "batch"
+    layer = "layer"
+    none = "none"
+
+
+def _require(ok: bool, key: str, value: Any, rule: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}={value}: {rule}")
+
+
+@dataclass
+class DCGANConfig:
+    name: str = "dcgan"
+    z_dim: int = 100  # latent size
+    ngf: int = 64  # generator width (channels of its last hidden layer)
+    ndf: int = 64  # discriminator width (channels of its first layer)
+    d_norm: DNorm = DNorm.auto
+
+    def __post_init__(self) -> None:
+        _require(self.z_dim >= 1, "model.z_dim", self.z_dim, "must be >= 1")
+        _require(self.ngf >= 1, "model.ngf", self.ngf, "must be >= 1")
+        _require(self.ndf >= 1, "model.ndf", self.ndf, "must be >= 1")
+
+
+class Activation(str, Enum):
+    relu = "relu"
+    leaky_relu = "leaky_relu"
+    elu = "elu"
+    tanh = "tanh"
+
+
+@dataclass
+class MLPConfig:
+    name: str = "mlp"
+    z_dim: int = 64  # latent size
+    hidden: int = 256  # units per hidden layer, in G and D
+    depth: int = 3  # hidden layers, in G and D
+    activation: Activation = Activation.relu
+    d_norm: DNorm = DNorm.none
+
+    def __post_init__(self) -> None:
+        _require(self.z_dim >= 1, "model.z_dim", self.z_dim, "must be >= 1")
+        _require(self.hidden >= 1, "model.hidden", self.hidden, "must be >= 1")
+        _require(self.depth >= 1, "model.depth", self.depth, "must be >= 1")
+
+
+DATA_NAMES = ("mnist", "mnist5k", "fashion_mnist", "cifar10", "folder", "ring8", "grid25", "stacked_mnist")
+
+
+@dataclass
+class DataConfig:
+    name: str = "mnist5k"
+    root: str = "data"  # where torchvision data sets and the image folder live
+    download: bool = True  # torchvision data sets: try to download when absent
+    image_size: int = 28  # pixels; images are resized/cropped to this
+    channels: int = 1
+    n_samples: int = 50_000  # 2D mixtures: size of the fixed training set
+    radius: float = 1.0  # ring8: circle radius
+    spacing: float = 2.0  # grid25: distance between neighbouring modes
+    std: float = 0.01  # 2D mixtures: std of each Gaussian
+    feature_net: str = "digit_cnn"  # network that scores the samples: digit_cnn, inception, none
+
+    def __post_init__(self) -> None:
+        _require(self.name in DATA_NAMES, "data.name", self.name, f"choose one of {', '.join(DATA_NAMES)}")
+        _require(self.image_size >= 4, "data.image_size", self.image_size, "must be >= 4")
+        _require(self.channels in (1, 3), "data.channels", self.channels, "must be 1 or 3")
+        _require(self.n_samples >= 1, "data.n_samples", self.n_samples, "must be >= 1")
+        _require(self.radius > 0, "data.radius", self.radius, "must be > 0")
+        _require(self.spacing > 0, "data.spacing", self.spacing, "must be > 0")
+        _require(self.std > 0, "data.std", self.std, "must be > 0")
+        if self.name == "stacked_mnist":
+            _require(self.channels == 3, "data.channels", self.channels, "stacked_mnist has 3 channels (one digit each)")
+        nets = ("digit_cnn", "inception", "none")
+        _require(self.feature_net in nets, "data.feature_net", self.feature_net, f"choose one of {', '.join(nets)}")
+
+    @property
+    def is_points(self) -> bool:
+        """True for the 2D mixtures, whose samples are points rather than images."""
+        return self.name in ("ring8", "grid25")
+
+
+LOSS_NAMES = ("bce", "lsgan", "hinge", "wgan_gp")
+
+
+@dataclass
+class LossConfig:
+    name: str = "bce"  # bce (non-saturating), lsgan, hinge, wgan_gp
+    gp_weight: float = 10.0  # wgan_gp: gradient penalty weight (lambda)
+    n_critic: int = 1  # D updates per G update
+
+    def __post_init__(self) -> None:
+        _require(self.name in LOSS_NAMES, "loss.name", self.name, f"choose one of {', '.join(LOSS_NAMES)}")
+        _require(self.gp_weight >= 0, "loss.gp_weight", self.gp_weight, "must be >= 0")
+        _require(self.n_critic >= 1, "loss.n_critic", self.n_critic, "must be >= 1")
+
+
+@dataclass
+class EvalConfig:
+    enabled: bool = True
+    n_samples: int = 10_000  # generated samples scored (2D mixtures use mixture_samples)
+    mixture_samples: int = 2_500  # generated points scored on ring8/grid25
+    batch_size: int = 500
+    pr_k: int = 3  # neighbours for improved precision/recall
+    dc_k: int = 5  # neighbours for density/coverage
+    mode_threshold: float = 0.25  # a class counts as covered at this share of uniform
+    mixture_min_count: int = 10  # mixture modes_covered_min: HQ samples a mode needs
+    cache_dir: str = "${oc.env:GANSWEEP_CACHE,${oc.env:HOME,.}/.cache/gansweep}"
+
+    def __post_init__(self) -> None:
+        _require(self.n_samples >= 2, "eval.n_samples", self.n_samples, "must be >= 2")
+        _require(self.mixture_samples >= 1, "eval.mixture_samples", self.mixture_samples, "must be >= 1")
+        _require(self.batch_size >= 1, "eval.batch_size", self.batch_size, "must be >= 1")
+        _require(self.pr_k >= 1, "eval.pr_k", self.pr_k, "must be >= 1")
+        _require(self.dc_k >= 1, "eval.dc_k", self.dc_k, "must be >= 1")
+        _require(0 < self.mode_threshold <= 1, "eval.mode_threshold", self.mode_threshold, "must be in (0, 1]")
+
+
+@dataclass
+class TrainConfig:
+    model: Any = None  # DCGANConfig or MLPConfig, chosen by the model group
+    data: DataConfig = field(default_factory=DataConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    # The four keys a sweep searches.
+    lr: float = 2e-4  # Adam learning rate of G and D
+    batch_size: int = 64
+    beta1: float = 0.5  # Adam beta1; 0.5 as in DCGAN
+    beta2: float = 0.999
+    lr_g: float = "${lr}"  # type: ignore[assignment]  # generator lr; follows lr unless set
+    lr_d: float = "${lr}"  # type: ignore[assignment]  # discriminator lr; follows lr unless set
+    lr_decay: LrDecay = LrDecay.none
+
+    # Budget: steps wins over images, images over epochs.
+    steps: Optional[int] = None  # generator updates
+    images: Optional[int] = None  # real images shown to D (fair across batch sizes)
+    epochs: Optional[float] = 5.0  # passes over the training set
+
+    seed: int = 0
+    device: Device = Device.auto
+    threads: int = 0  # CPU threads for torch; 0 keeps torch's default
+
+    log_every: int = 10  # steps between metrics.jsonl lines
+    eval_every: int = 0  # steps between evaluations; 0 = four times per run
+    sample_every: int = 0  # steps between sample grids; 0 = ten times per run
+    checkpoint_every: int = 0  # steps between checkpoints; 0 = ten times per run
+    resume: Optional[str] = None  # a run folder to continue
+
+    def __post_init__(self) -> None:
+        for key in ("lr", "lr_g", "lr_d"):
+            value = getattr(self, key)
+            _require(math.isfinite(value) and value > 0, key, value, "must be a positive number, e.g. 2e-4")
+        _require(self.batch_size >= 1, "batch_size", self.batch_size, "must be an integer >= 1, e.g. 64")
+        for key in ("beta1", "beta2"):
+            value = getattr(self, key)
+            _require(0 <= value < 1, key, value, "must be in [0, 1), e.g. 0.5")
+        _require(self.steps is None or self.steps >= 1, "steps", self.steps, "must be >= 1 or null")
+        _require(self.images is None or self.images >= 1, "images", self.images, "must be >= 1 or null")
+        _require(
+            self.epochs is None or self.epochs > 0, "epochs", self.epochs, "must be > 0 or null"
+        )
+        _require(
+            any(v is not None for v in (self.steps, self.images, self.epochs)),
+            "steps", None, "set a budget: steps, images or epochs",
+        )
+        _require(self.threads >= 0, "threads", self.threads, "must be >= 0")
+        for key in ("log_every", "eval_every", "sample_every", "checkpoint_every"):
+            _require(getattr(self, key) >= 0, key, getattr(self, key), "must be >= 0")
+        _require(self.log_every >= 1, "log_every", self.log_every, "must be >= 1")
+        if self.model is None:
+            raise ConfigError("model: not set; choose model=dcgan or model=mlp")
+
+
+def register_configs() -> None:
+    """Put the schemas in Hydra's ConfigStore, where conf/*.yaml extend them."""
+    cs = ConfigStore.instance()
+    cs.store(name="config_schema", node=TrainConfig)
+    cs.store(group="model", name="dcgan_schema", node=DCGANConfig)
+    cs.store(group="model", name="mlp_schema", node=MLPConfig)
+    cs.store(group="data", name="data_schema", node=DataConfig)
+    cs.store(group="loss", name="loss_schema", node=LossConfig)
+
+
+def to_train_config(cfg: Any) -> TrainConfig:
+    """Turn a composed DictConfig into a validated TrainConfig (raises ConfigError)."""
+    try:
+        obj = OmegaConf.to_object(cfg)
+    except ConfigError:
+        raise
+    except Exception as exc:  # OmegaConf reports bad types and interpolations this way
+        raise ConfigError(one_line(exc)) from None
+    if not isinstance(obj, TrainConfig):
+        raise ConfigError("the composed config is not a gansweep config; start from conf/config.yaml")
+    return obj
+
+
+def to_yaml(cfg: TrainConfig) -> str:
+    """The resolved config as YAML, as stored in a run folder."""
+    return OmegaConf.to_yaml(OmegaConf.structured(cfg), resolve=True)
+
+
+def from_yaml_file(path: str) -> TrainConfig:
+    """Load a stored run config (a run folder's config.yaml) back into a TrainConfig."""
+    stored = OmegaConf.load(path)
+    model_name = stored.get("model", {}).get("name")
+    model_schema = {"dcgan": DCGANConfig, "mlp": MLPConfig}.get(model_name)
+    if model_schema is None:
+        raise ConfigError(f"{path}: model.name={model_name!r} is not dcgan or mlp")
+    base = OmegaConf.structured(TrainConfig)
+    base.model = OmegaConf.structured(model_schema)
+    try:
+        merged = OmegaConf.merge(base, stored)
+    except Exception as exc:
+        raise ConfigError(f"{path}: {one_line(exc)}") from None
+    return to_train_config(merged)
+
+
+def one_line(exc: BaseException) -> str:
+    """An OmegaConf/Hydra error message on one line, led by the key it names."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    key = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("full_key:")), "")
+    text = " ".join(line for line in lines if not line.startswith(("full_key:", "object_type=", "reference_type=")))
+    text = text or type(exc).__name__
+    return f"{key}: {text}" if key and key not in text else text

@@ -1,0 +1,41 @@
+"""gansweep's own exceptions. Each carries the exit code the CLI returns for it.
+
+They are raised anywhere in the package and caught once, in ``gansweep.cli``, which
+prints the message as one line and exits with ``exit_code``.
+"""
+
+
+class GansweepError(Exception):
+    """Base class: a failure the user can fix, reported as one line."""
+
+    exit_code = 1
+
+
+class ConfigError(GansweepError):
+    """A bad config value, key, override, search space or path given by the user."""
+
+    exit_code = 2
+
+
+class DataError(GansweepError):
+    """A data set that is missing, empty, unreadable or not available offline."""
+
+    exit_code = 2
+
+
+class CheckpointError(GansweepError):
+    """A checkpoint or run folder that is missing, damaged or incompatible."""
+
+    exit_code = 2
+
+
+class DivergedError(GansweepError):
+    """Training produced a non-finite loss; the run folder records the step."""
+
+    exit_code = 3
+
+
+class ReportError(GansweepError):
+    """Nothing to report: an empty or missing folder."""
+
+    exit_code = 2

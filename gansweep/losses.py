@@ -1,0 +1,71 @@
+"""GAN losses as pure functions of discriminator outputs (raw logits/scores).
+
+Each loss has a D side, ``d(real, fake) -> scalar``, and a G side, ``g(fake) -> scalar``,
+both to be minimised. The WGAN-GP penalty needs D itself and lives in
+``gradient_penalty``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+Scores = torch.Tensor
+
+
+@dataclass(frozen=True)
+class GanLoss:
+    d: Callable[[Scores, Scores], torch.Tensor]
+    g: Callable[[Scores], torch.Tensor]
+    probabilities: bool  # D's outputs read as probabilities through a sigmoid
+
+
+def _bce_d(real: Scores, fake: Scores) -> torch.Tensor:
+    # -log D(x) - log(1 - D(G(z))), written with softplus to stay finite on large logits
+    return F.softplus(-real).mean() + F.softplus(fake).mean()
+
+
+def _bce_g(fake: Scores) -> torch.Tensor:
+    # Non-saturating: maximise log D(G(z)) instead of minimising log(1 - D(G(z)))
+    return F.softplus(-fake).mean()
+
+
+def _lsgan_d(real: Scores, fake: Scores) -> torch.Tensor:
+    return 0.5 * ((real - 1).pow(2).mean() + fake.pow(2).mean())
+
+
+def _lsgan_g(fake: Scores) -> torch.Tensor:
+    return 0.5 * (fake - 1).pow(2).mean()
+
+
+def _hinge_d(real: Scores, fake: Scores) -> torch.Tensor:
+    return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
+
+
+def _wasserstein_d(real: Scores, fake: Scores) -> torch.Tensor:
+    return fake.mean() - real.mean()
+
+
+def _critic_g(fake: Scores) -> torch.Tensor:
+    return -fake.mean()
+
+
+LOSSES = {
+    "bce": GanLoss(_bce_d, _bce_g, probabilities=True),
+    "lsgan": GanLoss(_lsgan_d, _lsgan_g, probabilities=False),
+    "hinge": GanLoss(_hinge_d, _critic_g, probabilities=False),
+    "wgan_gp": GanLoss(_wasserstein_d, _critic_g, probabilities=False),
+}
+
+
+def gradient_penalty(d: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """Gulrajani et al.: E[(||grad D(x_hat)||_2 - 1)^2] on random interpolates x_hat."""
+    shape = (real.shape[0],) + (1,) * (real.dim() - 1)
+    alpha = torch.rand(shape, device=real.device, dtype=real.dtype)
+    x_hat = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
+    (grad,) = torch.autograd.grad(d(x_hat).sum(), x_hat, create_graph=True)
+    return (grad.flatten(1).norm(2, dim=1) - 1).pow(2).mean()

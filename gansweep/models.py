@@ -1,0 +1,174 @@
+"""Generators and discriminators: DCGAN for images, MLP for points and flat images.
+
+Models take plain arguments; ``build_models`` maps a config to them through the
+``MODELS`` registry. Discriminators return one raw logit/score per sample.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+from torch import nn
+
+from gansweep.config import DCGANConfig, DNorm, MLPConfig, TrainConfig
+from gansweep.errors import ConfigError
+
+
+def dcgan_base_size(image_size: int) -> int:
+    """The spatial size G starts from: 7 for 28-px-like sizes, 4 for powers of two."""
+    for base in (7, 4):
+        ratio = image_size / base
+        if ratio >= 2 and ratio == int(ratio) and math.log2(ratio).is_integer():
+            return base
+    raise ConfigError(
+        f"data.image_size={image_size}: DCGAN needs 7*2^k or 4*2^k pixels (k >= 1), e.g. 28, 32 or 64"
+    )
+
+
+def _d_norm(kind: DNorm, channels: int) -> nn.Module:
+    if kind is DNorm.batch:
+        return nn.BatchNorm2d(channels)
+    if kind is DNorm.layer:
+        return nn.GroupNorm(1, channels)  # LayerNorm over (C, H, W), per sample
+    return nn.Identity()
+
+
+class DCGANGenerator(nn.Module):
+    """z -> image: a projection, then stride-2 transposed convs with BN+ReLU, tanh out."""
+
+    def __init__(self, z_dim: int, ngf: int, channels: int, image_size: int):
+        super().__init__()
+        base = dcgan_base_size(image_size)
+        n_up = int(math.log2(image_size // base))
+        width = ngf * 2 ** (n_up - 1)
+        layers: list[nn.Module] = [
+            nn.ConvTranspose2d(z_dim, width, base, 1, 0, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(True),
+        ]
+        for _ in range(n_up - 1):
+            layers += [nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(width // 2), nn.ReLU(True)]
+            width //= 2
+        layers += [nn.ConvTranspose2d(width, channels, 4, 2, 1, bias=False), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+        self.z_dim = z_dim
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z.view(z.shape[0], -1, 1, 1))
+
+
+class DCGANDiscriminator(nn.Module):
+    """image -> logit: stride-2 convs with LeakyReLU(0.2); no norm on the first layer."""
+
+    def __init__(self, ndf: int, channels: int, image_size: int, norm: DNorm):
+        super().__init__()
+        base = dcgan_base_size(image_size)
+        n_down = int(math.log2(image_size // base))
+        layers: list[nn.Module] = [nn.Conv2d(channels, ndf, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)]
+        width = ndf
+        for _ in range(n_down - 1):
+            layers += [nn.Conv2d(width, width * 2, 4, 2, 1, bias=False), _d_norm(norm, width * 2), nn.LeakyReLU(0.2, True)]
+            width *= 2
+        layers += [nn.Conv2d(width, 1, base, 1, 0, bias=False)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).view(-1)
+
+
+_ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "relu": lambda: nn.ReLU(True),
+    "leaky_relu": lambda: nn.LeakyReLU(0.2, True),
+    "elu": lambda: nn.ELU(inplace=True),
+    "tanh": nn.Tanh,
+}
+
+
+def _mlp(sizes: list[int], activation: str, norm: DNorm = DNorm.none) -> list[nn.Module]:
+    layers: list[nn.Module] = []
+    for fan_in, fan_out in zip(sizes[:-2], sizes[1:-1]):
+        layers.append(nn.Linear(fan_in, fan_out))
+        if norm is DNorm.batch:
+            layers.append(nn.BatchNorm1d(fan_out))
+        elif norm is DNorm.layer:
+            layers.append(nn.LayerNorm(fan_out))
+        layers.append(_ACTIVATIONS[activation]())
+    layers.append(nn.Linear(sizes[-2], sizes[-1]))
+    return layers
+
+
+class MLPGenerator(nn.Module):
+    """z -> sample of `out_shape`; tanh output for images (in [-1, 1]), linear for points."""
+
+    def __init__(self, z_dim: int, hidden: int, depth: int, activation: str, out_shape: tuple[int, ...]):
+        super().__init__()
+        out = math.prod(out_shape)
+        layers = _mlp([z_dim] + [hidden] * depth + [out], activation)
+        if len(out_shape) > 1:
+            layers.append(nn.Tanh())
+        self.net = nn.Sequential(*layers)
+        self.out_shape = out_shape
+        self.z_dim = z_dim
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z).view(z.shape[0], *self.out_shape)
+
+
+class MLPDiscriminator(nn.Module):
+    """sample -> logit, through `depth` hidden layers."""
+
+    def __init__(self, hidden: int, depth: int, activation: str, in_shape: tuple[int, ...], norm: DNorm):
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), *_mlp([math.prod(in_shape)] + [hidden] * depth + [1], activation, norm))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).view(-1)
+
+
+def dcgan_init(module: nn.Module) -> None:
+    """Radford et al.: conv weights ~ N(0, 0.02), BN scale ~ N(1, 0.02), BN bias 0."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+    elif isinstance(module, (nn.BatchNorm2d, nn.GroupNorm)):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+def _resolve_norm(norm: DNorm, loss_name: str, default: DNorm) -> DNorm:
+    if norm is DNorm.auto:
+        return DNorm.none if loss_name == "wgan_gp" else default
+    if norm is DNorm.batch and loss_name == "wgan_gp":
+        raise ConfigError("model.d_norm=batch: batch norm breaks the per-sample gradient penalty of wgan_gp; use layer or none")
+    return norm
+
+
+def _build_dcgan(cfg: TrainConfig, sample_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
+    m: DCGANConfig = cfg.model
+    if len(sample_shape) != 3:
+        raise ConfigError(f"model=dcgan: data={cfg.data.name} is not images; use model=mlp for 2D points")
+    channels, size = sample_shape[0], sample_shape[-1]
+    norm = _resolve_norm(m.d_norm, cfg.loss.name, DNorm.batch)
+    g = DCGANGenerator(m.z_dim, m.ngf, channels, size)
+    d = DCGANDiscriminator(m.ndf, channels, size, norm)
+    g.apply(dcgan_init)
+    d.apply(dcgan_init)
+    return g, d
+
+
+def _build_mlp(cfg: TrainConfig, sample_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
+    m: MLPConfig = cfg.model
+    norm = _resolve_norm(m.d_norm, cfg.loss.name, DNorm.none)
+    act = m.activation.value
+    g = MLPGenerator(m.z_dim, m.hidden, m.depth, act, sample_shape)
+    d = MLPDiscriminator(m.hidden, m.depth, act, sample_shape, norm)
+    return g, d
+
+
+MODELS = {"dcgan": _build_dcgan, "mlp": _build_mlp}
+
+
+def build_models(cfg: TrainConfig, sample_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
+    """(G, D) for the config's model, sized to one sample's shape, e.g. (1, 28, 28) or (2,)."""
+    return MODELS[cfg.model.name](cfg, sample_shape)

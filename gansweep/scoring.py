@@ -1,0 +1,38 @@
+"""The bridge from a run's config and data to the metrics package's Evaluator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from gansweep.config import TrainConfig
+from gansweep.data import Dataset, dataset_key
+
+
+def build_evaluator(cfg: TrainConfig, data: Dataset, device: torch.device):
+    """An Evaluator for this run's data; it scores `generate(n) -> samples` callables."""
+    from gansweep.metrics.evaluate import EvalSettings, Evaluator, RealData
+
+    e = cfg.eval
+    kind = "mixture" if data.is_points else ("stacked" if data.name == "stacked_mnist" else "image")
+    settings = EvalSettings(
+        n_samples=e.mixture_samples if data.is_points else e.n_samples,
+        feature_net=cfg.data.feature_net,
+        pr_k=e.pr_k,
+        dc_k=e.dc_k,
+        mode_threshold=e.mode_threshold,
+        mixture_min_count=e.mixture_min_count,
+        batch_size=e.batch_size,
+        cache_dir=Path(e.cache_dir),
+    )
+    digit_labels = data.labels if data.name in ("mnist", "mnist5k", "stacked_mnist") else None
+    real = RealData(
+        kind=kind,
+        samples=data.samples,
+        key=dataset_key(cfg.data, data),
+        labels=digit_labels,
+        centers=data.centers,
+        std=data.std,
+    )
+    return Evaluator(real, settings, device)

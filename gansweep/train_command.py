@@ -1,0 +1,153 @@
+"""`gansweep train`: validate the overrides, then hand them to Hydra's own main.
+
+Hydra keeps all its flags (--cfg, --help, -m, hydra.run.dir=...). Before it starts,
+every override (each value of each multirun sweep) is composed and checked against
+the typed schema here, so a bad value fails in one line with exit code 2 before any
+run folder exists. `resume=DIR` bypasses Hydra: the run continues with the config
+stored in its folder.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import hydra
+from hydra import compose, initialize_config_module
+from hydra._internal.utils import get_args_parser
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from gansweep.config import from_yaml_file, one_line, register_configs, to_train_config
+from gansweep.errors import ConfigError, GansweepError
+from gansweep.progress import console, err_console
+from gansweep.rundir import RunFolder
+from gansweep.train import train
+
+CONFIG_MODULE = "gansweep.conf"
+
+register_configs()
+
+
+def _hydra_error_line(override_list: list[str], exc: BaseException) -> str:
+    """One readable line from Hydra's multi-line composition errors."""
+    from hydra.errors import MissingConfigException
+
+    if isinstance(exc, MissingConfigException) and exc.missing_cfg_file:
+        group, _, option = str(exc.missing_cfg_file).rpartition("/")
+        options = ", ".join(o for o in exc.options or [] if not o.endswith("_schema"))
+        return f"{group}={option}: no such option; choose one of {options}"
+    cause = exc.__cause__ or exc.__context__
+    if cause is None:
+        return one_line(exc)
+    text = one_line(cause)
+    key = text.split(":", 1)[0]
+    override = next((o for o in override_list if o.lstrip("+~").split("=", 1)[0] == key), None)
+    if override is not None:
+        text = f"{override}: {text.split(':', 1)[1].strip()}"
+    hint = " (gansweep train --cfg job lists every key)" if "not in" in text else ""
+    return text + hint
+
+
+def compose_config(overrides: list[str]) -> DictConfig:
+    """Compose conf/config.yaml with overrides (raises ConfigError in one line)."""
+    try:
+        with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
+            return compose(config_name="config", overrides=overrides)
+    except GansweepError:
+        raise
+    except Exception as exc:
+        raise ConfigError(_hydra_error_line(overrides, exc)) from None
+
+
+def override_variants(overrides: list[str]) -> list[list[str]]:
+    """Override lists that together try every value of every multirun sweep once."""
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except Exception as exc:
+        raise ConfigError(f"bad override: {one_line(exc)}") from None
+    choices = []
+    for o in parsed:
+        key = o.get_key_element()
+        values = list(o.sweep_string_iterator()) if o.is_sweep_override() else [o.get_value_element_as_str()]
+        choices.append([f"{key}={v}" for v in values] if o.is_sweep_override() else [o.input_line])
+    base = [c[0] for c in choices]
+    variants = [base]
+    for i, c in enumerate(choices):
+        variants += [base[:i] + [v] + base[i + 1 :] for v in c[1:]]
+    return variants
+
+
+def validate(overrides: list[str]) -> None:
+    """Compose and type-check every variant; hydra.* overrides are Hydra's to check."""
+    own = [o for o in overrides if not o.lstrip("+~").startswith("hydra.")]
+    for variant in override_variants(own):
+        to_train_config(compose_config(variant))
+
+
+_exit_codes: list[int] = []
+
+
+@hydra.main(version_base="1.3", config_path="pkg://gansweep.conf", config_name="config")
+def _hydra_task(cfg: DictConfig) -> None:
+    hc = HydraConfig.get()
+    multirun = hc.mode == RunMode.MULTIRUN
+    run_dir = Path(hc.runtime.output_dir)
+    try:
+        result = train(to_train_config(cfg), run_dir, list(hc.overrides.task))
+        if result.status == "interrupted":
+            err_console.print(result.summary.get("stop_reason"))
+            _exit_codes.append(130)
+    except GansweepError as exc:
+        err_console.print(f"error: {exc}")
+        _exit_codes.append(exc.exit_code)
+        started = RunFolder(run_dir).summary_path.exists()
+        if not started:  # failed before the first step: leave no half-made folder behind
+            shutil.rmtree(run_dir, ignore_errors=True)
+            if run_dir.parent.is_dir() and not any(run_dir.parent.iterdir()):
+                run_dir.parent.rmdir()
+        if not multirun:
+            if started:
+                console.print(f"run folder: {run_dir}")
+            raise SystemExit(exc.exit_code)
+        return
+    console.print(f"run folder: {run_dir}")
+
+
+def _resume(run_dir: str, other: list[str]) -> int:
+    if other:
+        raise ConfigError(f"resume={run_dir}: give no other overrides ({' '.join(other)}); the run keeps its own config")
+    run = RunFolder(run_dir)
+    if not run.config_path.is_file():
+        raise ConfigError(f"resume={run_dir}: not a run folder (no config.yaml); give the folder a run printed at its end")
+    cfg = from_yaml_file(str(run.config_path))
+    status = run.read_summary().get("status")
+    if status == "completed":
+        console.print(f"run already completed ({run.read_summary().get('steps')} steps); nothing to do")
+        console.print(f"run folder: {run.path}")
+        return 0
+    result = train(cfg, run.path, hooks=None, resume=True)
+    console.print(f"run folder: {run.path}")
+    return 130 if result.status == "interrupted" else 0
+
+
+def run_train(argv: list[str]) -> int:
+    """Run `gansweep train ARGV`; returns the exit code."""
+    args = get_args_parser().parse_args(argv)
+    resume = [o for o in args.overrides if o.startswith("resume=")]
+    if resume:
+        others = [o for o in args.overrides if not o.startswith("resume=")]
+        return _resume(resume[0].split("=", 1)[1], others)
+    if not (args.help or args.hydra_help or args.info or args.shell_completion):
+        validate(args.overrides)
+    _exit_codes.clear()
+    saved = sys.argv
+    sys.argv = ["gansweep train", *argv]
+    try:
+        _hydra_task()
+    finally:
+        sys.argv = saved
+    return max(_exit_codes, default=0)

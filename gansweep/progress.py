@@ -9,7 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-console = Console(stderr=False, highlight=False)
+console = Console(stderr=False, highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 
@@ -27,9 +27,10 @@ def _fmt(row: dict[str, Any]) -> str:
 class ProgressDisplay:
     """Shows step/total, epoch, losses, throughput and ETA for one run."""
 
-    def __init__(self, total: int, start: int, title: str, plain_every_s: float = 30.0):
+    def __init__(self, total: int, start: int, title: str, plain_every_s: float = 30.0, quiet: bool = False):
         self.total = total
-        self.interactive = console.is_terminal and sys.stdout.isatty()
+        self.quiet = quiet
+        self.interactive = console.is_terminal and sys.stdout.isatty() and not quiet
         self.plain_every_s = plain_every_s
         self._last_plain = time.monotonic()
         self._last_pct = -1
@@ -48,13 +49,15 @@ class ProgressDisplay:
             )
             self._task = self._progress.add_task(title, total=total, completed=start, info="")
             self._progress.start()
-        else:
+        elif not quiet:
             console.print(f"{title}: step {start}/{total}")
 
     def update(self, step: int, row: dict[str, Any]) -> None:
         """Move the bar to `step`; print a plain line every 10% or plain_every_s seconds."""
         if self._progress is not None:
             self._progress.update(self._task, completed=step, info=_fmt(row))
+            return
+        if self.quiet:
             return
         pct = int(10 * step / max(1, self.total))
         now = time.monotonic()
@@ -64,7 +67,8 @@ class ProgressDisplay:
 
     def note(self, text: str) -> None:
         """A line above the bar (evaluation results, warnings)."""
-        console.print(text)
+        if not self.quiet:
+            console.print(text)
 
     def close(self) -> None:
         if self._progress is not None:

@@ -47,7 +47,7 @@ class TrainHooks:
     """Callbacks a caller may pass; each may raise StopTraining."""
 
     on_log: Optional[Callable[[dict[str, Any]], None]] = None  # every metrics.jsonl train row
-    on_eval: Optional[Callable[[int, dict[str, Any]], None]] = None  # (step, scores)
+    on_eval: Optional[Callable[[int, int, dict[str, Any]], None]] = None  # (step, total_steps, scores)
 
 
 @dataclass
@@ -179,8 +179,11 @@ def train(
     hooks: TrainHooks | None = None,
     extra_summary: dict[str, Any] | None = None,
     resume: bool = False,
+    quiet: bool = False,
 ) -> TrainResult:
     """Train one GAN into `run_dir`; with resume=True continue from its last checkpoint.
+
+    quiet=True shows no progress (a sweep shows its own table).
 
     Raises DivergedError (after recording it) when a loss becomes non-finite.
     """
@@ -262,7 +265,7 @@ def train(
     window: list[torch.Tensor] = []
     window_start, window_t = step, time.monotonic()
     last_row: dict[str, Any] = {}
-    progress = ProgressDisplay(total, step, f"{cfg.model.name} on {data.name}")
+    progress = ProgressDisplay(total, step, f"{cfg.model.name} on {data.name}", quiet=quiet)
     status, reason = "completed", None
     try:
         with stop_on_signal() as caught:
@@ -337,7 +340,7 @@ def train(
                         run.save_checkpoint({"g": g.state_dict(), "step": step, "fid": scores["fid"], "config": to_yaml(cfg)}, run.best_checkpoint)
                     summary = run.update_summary(**scores, **best)
                     if hooks.on_eval:
-                        hooks.on_eval(step, scores)
+                        hooks.on_eval(step, total, scores)
 
                 # Checkpoint.
                 if step % ckpt_every == 0 or step == total:

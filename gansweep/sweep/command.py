@@ -1,0 +1,185 @@
+"""`gansweep sweep`: check the base config and the space, run the workers, write the results."""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from gansweep.config import TrainConfig, to_train_config
+from gansweep.data import load_dataset
+from gansweep.errors import ConfigError
+from gansweep.progress import console
+from gansweep.sweep.driver import WorkerSpec, connect, run_worker, worker_process
+from gansweep.sweep.live import LiveView
+from gansweep.sweep.objectives import parse_objectives
+from gansweep.sweep.outputs import write_outputs
+from gansweep.sweep.space import CONFIG_GROUPS, SearchSpace, load_space, space_file
+from gansweep.sweep.study import PRUNERS, SAMPLERS, StudySpec
+from gansweep.sweep.trial import TrialPlan
+from gansweep.train_command import compose_config
+
+EPILOG = """\
+Pruning: with one objective, Optuna's pruner (median or hyperband) judges each trial at
+every evaluation (steps are percent of the trial's image budget). With several
+objectives Optuna cannot prune; a trial stops when its first objective is worse than
+the median of the finished trials at the same share of the budget (after 5 of them).
+In both modes, diverged and collapsed trials stop at once (see gansweep/sweep/stopping.py).
+
+Examples:
+  gansweep sweep --trials 50
+  gansweep sweep --trials 50 model=mlp data=grid25
+  gansweep sweep --trials 40 --objective fid,coverage --space sweeps/dcgan_mnist.yaml --name dcgan-lr
+  gansweep sweep --trials 50 --workers 2
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The sweep's flags; everything else on the line is a Hydra override of the base config."""
+    p = argparse.ArgumentParser(
+        prog="gansweep sweep",
+        description="Search GAN hyperparameters with Optuna. Trailing KEY=VALUE arguments are Hydra overrides that fix the base config.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--trials", type=int, default=20, help="finished trials to reach (a rerun continues up to this count; default 20)")
+    p.add_argument("--space", default=None, help="search space YAML (default: sweeps/default.yaml, shipped with gansweep)")
+    p.add_argument("--name", default=None, help="sweep name; the same name resumes the same study (default: SPACE-MODEL-DATA)")
+    p.add_argument("--objective", default=None, help="score(s) to optimize, comma-separated: fid (default for images), mode_kl (default for 2D), coverage, ...")
+    p.add_argument("--workers", type=int, default=1, help="trial processes on this machine sharing the study (CPU threads are split between them)")
+    p.add_argument("--storage", default=None, help="Optuna storage URL, e.g. postgresql://user@host/db (default: a journal file in the sweep folder)")
+    p.add_argument("--sampler", default="tpe", choices=SAMPLERS, help="tpe (default), random, grid (choice/range spaces), nsga2, qmc")
+    p.add_argument("--pruner", default="median", choices=PRUNERS, help="median (default), hyperband, none")
+    p.add_argument("--timeout", type=float, default=None, help="seconds after which no new trial starts")
+    p.add_argument("--seed", type=int, default=0, help="sampler seed (default 0)")
+    p.add_argument("--dir", default="outputs/sweeps", help="where sweep folders go (default outputs/sweeps)")
+    p.add_argument("overrides", nargs="*", help="Hydra overrides of the base config, e.g. model=mlp data=grid25 epochs=20")
+    return p
+
+
+def _budget_overrides(cfg: TrainConfig) -> list[str]:
+    # A step budget would give big batches more data; count it in images instead.
+    if cfg.steps is None:
+        return []
+    return ["steps=null", f"images={cfg.steps * cfg.batch_size * cfg.loss.n_critic}"]
+
+
+def _base_params(space: SearchSpace, cfg: Any) -> dict[str, Any]:
+    """The base config's own values of the searched keys, where the space contains them."""
+    from omegaconf import OmegaConf
+
+    params = {}
+    for key, dist in space.params.items():
+        value = OmegaConf.select(cfg, f"{key}.name" if key in CONFIG_GROUPS else key)
+        if isinstance(dist, optuna.distributions.CategoricalDistribution):
+            if value in dist.choices:
+                params[key] = value
+        elif value is not None and dist.low <= value <= dist.high:
+            params[key] = value
+    return params
+
+
+def run_sweep(argv: list[str]) -> int:
+    """Run `gansweep sweep ARGV`; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    if args.trials < 1:
+        raise ConfigError(f"--trials {args.trials}: must be >= 1")
+    if args.workers < 1:
+        raise ConfigError(f"--workers {args.workers}: must be >= 1")
+
+    # Check the base config, the data and the space before any trial.
+    source, space_text = space_file(args.space)
+    from gansweep.sweep.space import parse_space
+
+    _, space_base = parse_space(source, space_text)
+    base_overrides = space_base + list(args.overrides)
+    base_dict = compose_config(base_overrides)
+    base_cfg = to_train_config(base_dict)
+    load_dataset(base_cfg.data, base_cfg.seed)
+    space = load_space(args.space, base_dict)
+    for key, dist in space.params.items():
+        if key in CONFIG_GROUPS:
+            for option in dist.choices:
+                to_train_config(compose_config(base_overrides + [f"{key}={option}"]))
+    objectives = parse_objectives(args.objective, base_cfg.data.is_points)
+    if not base_cfg.eval.enabled:
+        raise ConfigError("eval.enabled=false: a sweep needs the scores; drop that override")
+
+    name = args.name or f"{Path(source).stem}-{base_cfg.model.name}-{base_cfg.data.name}"
+    sweep_dir = Path(args.dir) / name
+    threads = max(1, (os.cpu_count() or 1) // args.workers) if args.workers > 1 else 0
+    trial_overrides = base_overrides + _budget_overrides(base_cfg) + ([f"threads={threads}"] if threads else [])
+    plan = TrialPlan(name, sweep_dir, trial_overrides, objectives, prune=args.pruner != "none")
+    spec = WorkerSpec(
+        plan=plan,
+        study=StudySpec(name, objectives, space_text, base_overrides),
+        space=space,
+        storage_url=args.storage,
+        sampler=args.sampler,
+        pruner=args.pruner,
+        seed=args.seed,
+        n_trials=args.trials,
+        deadline=time.time() + args.timeout if args.timeout else None,
+    )
+    study = connect(spec)
+    if not study.get_trials(deepcopy=False):
+        study.enqueue_trial(_base_params(space, base_dict), user_attrs={"base_config": True})
+
+    console.print(f"sweep {name}: {args.trials} trials of {base_cfg.model.name} on {base_cfg.data.name}, "
+                  f"objective {','.join(objectives)}, {args.workers} worker(s); folder {sweep_dir}")
+    started = time.monotonic()
+    stop = "done"
+    with LiveView(objectives, args.trials) as live:
+        live.refresh(study)
+        try:
+            if args.workers == 1:
+                stop = run_worker(spec, on_outcome=lambda outcome: live.refresh(study))
+            else:
+                stop = _run_processes(spec, args.workers, study, live)
+        except KeyboardInterrupt:
+            stop = "interrupted"
+        live.refresh(study)
+
+    facts = write_outputs(study, sweep_dir, name, objectives)
+    _print_summary(facts, objectives, sweep_dir, time.monotonic() - started, stop)
+    return 130 if stop == "interrupted" else 0
+
+
+def _run_processes(spec: WorkerSpec, workers: int, study: optuna.Study, live: LiveView) -> str:
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=worker_process, args=(replace(spec, worker_index=i),)) for i in range(workers)]
+    for p in procs:
+        p.start()
+    try:
+        while any(p.is_alive() for p in procs):
+            live.refresh(study)
+            time.sleep(2.0)
+    except KeyboardInterrupt:
+        for p in procs:
+            p.terminate()  # SIGTERM: each worker checkpoints its trial and leaves it for a retry
+        for p in procs:
+            p.join()
+        return "interrupted"
+    return "done"
+
+
+def _print_summary(facts: dict[str, Any], objectives: list[str], sweep_dir: Path, seconds: float, stop: str) -> None:
+    best = facts["best"]
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(facts["statuses"].items()))
+    console.print(f"\nsweep {stop}: {sum(facts['statuses'].values())} finished trials ({counts or 'none'}) in {seconds:.0f}s")
+    if best is not None:
+        values = ", ".join(f"{o}={v:.4g}" for o, v in zip(objectives, best.values))
+        params = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in best.params.items())
+        console.print(f"best: trial {best.number}  {values}  {params}", markup=False)
+    else:
+        console.print("best: no trial completed")
+    for note in facts["notes"]:
+        console.print(f"note: {note}", markup=False)
+    console.print(f"results: {sweep_dir}/trials.csv, best.yaml, *.png")
+    console.print(f"sweep folder: {sweep_dir}")

@@ -1,0 +1,109 @@
+"""The worker loop: ask Optuna for a trial, run it, tell the outcome, until done.
+
+Any number of workers (separate processes, here or on other machines) run this same loop on one study. A file lock in the sweep folder makes
+"check the count, then ask" atomic for the workers of one machine, so a sweep does
+not overshoot its trial count; workers on other machines can overshoot by at most
+one trial each.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import optuna
+from filelock import FileLock
+from optuna.trial import TrialState
+
+from gansweep.sweep.space import SearchSpace
+from gansweep.sweep.study import (
+    Heartbeat,
+    StudySpec,
+    finished_trials,
+    make_pruner,
+    make_sampler,
+    make_storage,
+    open_study,
+    retry_stale_trials,
+    running_trials,
+)
+from gansweep.sweep.trial import TrialOutcome, TrialPlan, run_trial
+
+
+@dataclass
+class WorkerSpec:
+    """Everything a worker process needs (picklable)."""
+
+    plan: TrialPlan
+    study: StudySpec
+    space: SearchSpace
+    storage_url: Optional[str]
+    sampler: str
+    pruner: str
+    seed: int
+    n_trials: int
+    deadline: Optional[float]  # time.time() after which no new trial starts
+    worker_index: int = 0
+
+
+def connect(spec: WorkerSpec) -> optuna.Study:
+    """Open (or create) the study with this worker's seeded sampler."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = make_storage(spec.storage_url, spec.plan.sweep_dir)
+    sampler = make_sampler(spec.sampler, spec.seed + spec.worker_index, spec.space, len(spec.study.objectives))
+    return open_study(spec.study, storage, sampler, make_pruner(spec.pruner))
+
+
+def _next_trial(spec: WorkerSpec, study: optuna.Study) -> Optional[optuna.trial.Trial]:
+    with FileLock(str(spec.plan.sweep_dir / ".ask.lock")):
+        retry_stale_trials(study)
+        if len(finished_trials(study)) + len(running_trials(study)) >= spec.n_trials:
+            return None
+        # Samples every key of the space (or takes an enqueued trial's fixed values).
+        return study.ask(fixed_distributions=spec.space.params)
+
+
+def run_worker(spec: WorkerSpec, on_outcome: Callable[[TrialOutcome], None] | None = None) -> str:
+    """Run trials until the study has n_trials finished ones; returns why it stopped."""
+    study = connect(spec)
+    while True:
+        if spec.deadline is not None and time.time() >= spec.deadline:
+            return "timeout"
+        trial = _next_trial(spec, study)
+        if trial is None:
+            return "done"
+        with Heartbeat(study, trial):
+            outcome = run_trial(spec.plan, study, trial)
+        if outcome.status == "interrupted":
+            # Stopped by the user: leave it to be retried (from its checkpoint) by the next run.
+            study.tell(trial, state=TrialState.FAIL)
+            study.enqueue_trial(outcome.params, user_attrs={"retry_of": trial.number})
+            if on_outcome:
+                on_outcome(outcome)
+            return "interrupted"
+        if outcome.state == TrialState.COMPLETE:
+            study.tell(trial, outcome.values)
+        else:
+            study.tell(trial, state=outcome.state)
+        if on_outcome:
+            on_outcome(outcome)
+
+
+def _die_with_parent() -> None:
+    # Linux: a worker whose parent is killed (even kill -9) gets SIGTERM instead of running on.
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def worker_process(spec: WorkerSpec) -> None:
+    """Entry point of a `--workers N` child process."""
+    _die_with_parent()
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    run_worker(spec)

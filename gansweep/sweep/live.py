@@ -1,0 +1,94 @@
+"""The sweep's live view: a rich table on a terminal, one plain line per trial elsewhere."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Optional
+
+import optuna
+from optuna.trial import TrialState
+from rich.live import Live
+from rich.table import Table
+
+from gansweep.progress import console
+from gansweep.sweep.objectives import is_better
+
+STATUS_STYLE = {
+    "completed": "green", "running": "cyan", "pruned": "yellow", "collapsed": "magenta",
+    "diverged": "red", "failed": "red", "interrupted": "yellow", "waiting": "dim",
+}
+ROWS = 20  # most recent trials shown
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "-" if value is None else str(value)
+
+
+def _status(t: optuna.trial.FrozenTrial) -> str:
+    if t.state == TrialState.RUNNING:
+        return "running"
+    if t.state == TrialState.WAITING:
+        return "waiting"
+    return t.user_attrs.get("status", t.state.name.lower())
+
+
+def trials_table(study: optuna.Study, objectives: list[str], n_trials: int) -> Table:
+    """The trials so far, newest last, with the best value so far."""
+    trials = study.get_trials(deepcopy=False)
+    first = objectives[0]
+    table = Table(title=f"sweep {study.study_name}: {len(trials)} trials (target {n_trials})", expand=False)
+    for col in ("trial", "status", "params", *objectives, "best " + first, "time"):
+        table.add_column(col, justify="right" if col not in ("status", "params") else "left")
+    best: Optional[float] = None
+    rows = []
+    for t in trials:
+        value = t.values[0] if t.values else None
+        if value is not None and (best is None or is_better(value, best, first)):
+            best = value
+        status = _status(t)
+        params = " ".join(f"{k}={_fmt(v)}" for k, v in t.params.items())
+        values = [_fmt(v) for v in (t.values or [None] * len(objectives))]
+        duration = t.user_attrs.get("duration_s")
+        rows.append((str(t.number), f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]", params, *values, _fmt(best), f"{duration:.0f}s" if duration else "-"))
+    for row in rows[-ROWS:]:
+        table.add_row(*row)
+    return table
+
+
+class LiveView:
+    """Refreshed by the sweep after each trial (and while workers run)."""
+
+    def __init__(self, objectives: list[str], n_trials: int):
+        self.objectives, self.n_trials = objectives, n_trials
+        self.interactive = console.is_terminal and sys.stdout.isatty()
+        self._live: Optional[Live] = None
+        self._printed: set[int] = set()
+
+    def __enter__(self) -> "LiveView":
+        if self.interactive:
+            self._live = Live(console=console, refresh_per_second=2)
+            self._live.start()
+        return self
+
+    def refresh(self, study: optuna.Study) -> None:
+        """Redraw the table, or print the trials that finished since the last call."""
+        if self._live is not None:
+            self._live.update(trials_table(study, self.objectives, self.n_trials))
+            return
+        for t in study.get_trials(deepcopy=False):
+            if t.state.is_finished() and t.number not in self._printed:
+                self._printed.add(t.number)
+                values = ", ".join(f"{o}={_fmt(v)}" for o, v in zip(self.objectives, t.values or []))
+                reason = t.user_attrs.get("reason")
+                console.print(
+                    f"trial {t.number}: {_status(t)}  {values}  "
+                    + " ".join(f"{k}={_fmt(v)}" for k, v in t.params.items())
+                    + (f"  ({reason})" if reason and _status(t) != "completed" else ""),
+                    markup=False,
+                )
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._live is not None:
+            self._live.stop()

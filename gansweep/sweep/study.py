@@ -1,0 +1,173 @@
+"""The Optuna study behind a sweep: storage, samplers, pruners, liveness and counting.
+
+Workers (processes, possibly on other machines) share one study through its storage.
+Each running trial carries a heartbeat (a user attribute refreshed by a thread) and
+its host and pid. A running trial whose process is gone (same host) or whose
+heartbeat is older than the grace period is stale: it is marked failed and its
+parameters are enqueued again as a retry, which resumes from the stale trial's last
+checkpoint. A finished count ignores failures that were retried, so nothing is lost
+and nothing is counted twice.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
+
+from gansweep.errors import ConfigError
+from gansweep.sweep.objectives import DIRECTIONS
+from gansweep.sweep.space import SearchSpace, grid_values
+
+HEARTBEAT_S = 10.0  # how often a running trial says it is alive
+GRACE_S = 60.0  # a heartbeat older than this marks a trial on another host stale
+SAMPLERS = ("tpe", "random", "grid", "nsga2", "qmc")
+PRUNERS = ("median", "hyperband", "none")
+
+
+def make_storage(url: str | None, sweep_dir: Path) -> Any:
+    """--storage URL (any Optuna RDB URL), or a journal file in the sweep folder."""
+    if url:
+        try:
+            return optuna.storages.RDBStorage(url)
+        except Exception as exc:
+            raise ConfigError(f"--storage {url}: cannot open ({str(exc).splitlines()[0]})") from None
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    return JournalStorage(JournalFileBackend(str(sweep_dir / "study.journal")))
+
+
+def make_sampler(name: str, seed: int, space: SearchSpace, n_objectives: int) -> optuna.samplers.BaseSampler:
+    """The sampler named by --sampler, seeded."""
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=5)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "grid":
+        return optuna.samplers.GridSampler(grid_values(space), seed=seed)
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed)
+    if name == "qmc":
+        return optuna.samplers.QMCSampler(seed=seed)
+    raise ConfigError(f"--sampler {name}: choose one of {', '.join(SAMPLERS)}")
+
+
+def make_pruner(name: str) -> optuna.pruners.BasePruner:
+    """The pruner named by --pruner. Steps are percent of the budget (0-100)."""
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0)
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=25, max_resource=100, reduction_factor=2)
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    raise ConfigError(f"--pruner {name}: choose one of {', '.join(PRUNERS)}")
+
+
+@dataclass
+class StudySpec:
+    """What identifies a sweep: a rerun must match it to continue the same study."""
+
+    name: str
+    objectives: list[str]
+    space_text: str
+    base_overrides: list[str]
+
+
+def open_study(spec: StudySpec, storage: Any, sampler: optuna.samplers.BaseSampler, pruner: optuna.pruners.BasePruner) -> optuna.Study:
+    """Create the study, or load it and check it is the same sweep."""
+    directions = [DIRECTIONS[o] for o in spec.objectives]
+    study = optuna.create_study(
+        study_name=spec.name, storage=storage, sampler=sampler, pruner=pruner,
+        directions=directions, load_if_exists=True,
+    )
+    stored = study.user_attrs
+    if not stored:
+        study.set_user_attr("objectives", spec.objectives)
+        study.set_user_attr("space", spec.space_text)
+        study.set_user_attr("base_overrides", spec.base_overrides)
+        return study
+    for key, mine in (("objectives", spec.objectives), ("space", spec.space_text), ("base_overrides", spec.base_overrides)):
+        if stored.get(key) != mine:
+            raise ConfigError(
+                f"--name {spec.name}: this sweep was started with other {key} ({stored.get(key)!r}); "
+                "rerun it as it was, or give a new --name"
+            )
+    return study
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def is_stale(trial: optuna.trial.FrozenTrial, now: float) -> bool:
+    """A running trial whose worker is gone."""
+    attrs = trial.user_attrs
+    if attrs.get("host") == socket.gethostname() and "pid" in attrs and attrs["pid"] != os.getpid():
+        return not _pid_alive(int(attrs["pid"]))
+    return now - float(attrs.get("heartbeat", now)) > GRACE_S
+
+
+def retry_stale_trials(study: optuna.Study) -> list[int]:
+    """Fail stale running trials and enqueue their parameters again; returns their numbers."""
+    now = time.time()
+    failed = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if is_stale(t, now):
+            study.tell(t.number, state=TrialState.FAIL)
+            study.enqueue_trial(t.params, user_attrs={"retry_of": t.number}, skip_if_exists=False)
+            failed.append(t.number)
+    return failed
+
+
+def finished_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """Trials with a final outcome; a failure that was retried is not one."""
+    trials = study.get_trials(deepcopy=False)
+    retried = {t.user_attrs.get("retry_of") for t in trials}
+    done = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    return [t for t in trials if t.state in done and t.number not in retried]
+
+
+def running_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """Trials some worker is running now."""
+    return study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+
+
+class Heartbeat:
+    """Marks a trial alive (host, pid, time) every HEARTBEAT_S seconds while it runs."""
+
+    def __init__(self, study: optuna.Study, trial: optuna.trial.Trial, interval: float = HEARTBEAT_S):
+        self.study, self.trial, self.interval = study, trial, interval
+        self._stop = threading.Event()
+        trial.set_user_attr("host", socket.gethostname())
+        trial.set_user_attr("pid", os.getpid())
+        trial.set_user_attr("heartbeat", time.time())
+        self._thread = threading.Thread(target=self._beat, daemon=True)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.trial.set_user_attr("heartbeat", time.time())
+            except Exception:  # the trial may have finished in between; the next beat is moot
+                return
+
+    def __enter__(self) -> "Heartbeat":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()

@@ -6,6 +6,10 @@ from pathlib import Path
 
 import torch
 
+from typing import Any, Callable
+
+from torch import nn
+
 from gansweep.config import TrainConfig
 from gansweep.data import Dataset, dataset_key
 
@@ -36,3 +40,15 @@ def build_evaluator(cfg: TrainConfig, data: Dataset, device: torch.device):
         std=data.std,
     )
     return Evaluator(real, settings, device)
+
+
+def score_generator(evaluator: Callable, g: nn.Module, z_dim: int, seed: int, device: torch.device) -> dict[str, Any]:
+    """Scores of G on samples from a noise stream fixed by the seed: every evaluation of a
+    run, and `gansweep eval` later, sees the same latent vectors."""
+    stream = torch.Generator().manual_seed(seed + 2)
+    g.eval()
+    try:
+        with torch.no_grad():
+            return evaluator(lambda n: g(torch.randn(n, z_dim, generator=stream).to(device)))
+    finally:
+        g.train()

@@ -27,7 +27,7 @@ from gansweep.models import build_models
 from gansweep.progress import ProgressDisplay
 from gansweep.rundir import RunFolder, now_iso
 from gansweep.samples import save_image_grid, save_scatter
-from gansweep.scoring import build_evaluator
+from gansweep.scoring import build_evaluator, score_generator
 
 GRID_SAMPLES = 64  # images in a sample grid
 SCATTER_SAMPLES = 2_000  # points in a 2D scatter
@@ -249,10 +249,6 @@ def train(
             "best": best, "fixed_z": fixed_z.cpu(), "config": to_yaml(cfg),
         }
 
-    def generate(n: int, generator: torch.Generator) -> torch.Tensor:
-        z = torch.randn(n, z_dim, generator=generator).to(device)
-        return g(z)
-
     summary = run.update_summary(
         status="running", stop_reason=None, run_dir=str(run.path), total_steps=total,
         steps=step, images_seen=images_seen, epochs=images_seen / len(data),
@@ -334,7 +330,7 @@ def train(
 
                 # Evaluate metrics.
                 if evaluator is not None and (step % eval_every == 0 or step == total):
-                    scores = _evaluate(evaluator, g, generate, cfg, run, step, images_seen, len(data), progress)
+                    scores = _evaluate(evaluator, g, cfg, device, run, step, images_seen, len(data), progress)
                     if scores.get("fid") is not None and (best["best_fid"] is None or scores["fid"] < best["best_fid"]):
                         best = {"best_fid": scores["fid"], "best_fid_step": step}
                         run.save_checkpoint({"g": g.state_dict(), "step": step, "fid": scores["fid"], "config": to_yaml(cfg)}, run.best_checkpoint)
@@ -394,20 +390,15 @@ def _save_samples(g: nn.Module, fixed_z: torch.Tensor, data: Dataset, path: Path
 
 
 def _evaluate(
-    evaluator: Callable, g: nn.Module, generate: Callable, cfg: TrainConfig, run: RunFolder,
+    evaluator: Callable, g: nn.Module, cfg: TrainConfig, device: torch.device, run: RunFolder,
     step: int, images_seen: int, n_train: int, progress: ProgressDisplay,
 ) -> dict[str, Any]:
-    """Score G on fresh samples from a fixed noise stream; log an eval row."""
+    """Score G now and log an eval row."""
     t = time.monotonic()
-    stream = torch.Generator().manual_seed(cfg.seed + 2)  # the same noise at every eval
-    g.eval()
-    try:
-        with torch.no_grad():
-            scores = evaluator(lambda n: generate(n, stream))
-    finally:
-        g.train()
+    scores = score_generator(evaluator, g, cfg.model.z_dim, cfg.seed, device)
     eval_time = time.monotonic() - t
-    run.append_metrics([{"kind": "eval", "step": step, "epoch": images_seen / n_train, "images_seen": images_seen, "eval_time_s": eval_time, **scores}])
+    row = {"kind": "eval", "step": step, "epoch": images_seen / n_train, "images_seen": images_seen, "eval_time_s": eval_time}
+    run.append_metrics([{**row, **scores}])
     shown = ", ".join(f"{k} {v:.4g}" for k, v in scores.items() if isinstance(v, float))
     progress.note(f"eval @ step {step}: {shown} ({eval_time:.1f}s)")
     return scores

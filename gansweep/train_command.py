@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import hydra
-from hydra import compose, initialize_config_module
+from hydra import compose, initialize_config_dir, initialize_config_module
 from hydra._internal.utils import get_args_parser
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -52,11 +52,17 @@ def _hydra_error_line(override_list: list[str], exc: BaseException) -> str:
     return text + hint
 
 
-def compose_config(overrides: list[str]) -> DictConfig:
-    """Compose conf/config.yaml with overrides (raises ConfigError in one line)."""
+def compose_config(overrides: list[str], config_name: str = "config", config_dir: str | None = None) -> DictConfig:
+    """Compose conf/config.yaml (or `config_name` from `config_dir`, which may extend it)
+    with overrides; raises ConfigError in one line."""
     try:
-        with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
-            return compose(config_name="config", overrides=overrides)
+        if config_dir is None:
+            with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
+                return compose(config_name=config_name, overrides=overrides)
+        if not Path(config_dir).is_dir():
+            raise ConfigError(f"--config-dir {config_dir}: no such folder")
+        with initialize_config_dir(config_dir=str(Path(config_dir).resolve()), version_base="1.3"):
+            return compose(config_name=config_name, overrides=[f"hydra.searchpath=[pkg://{CONFIG_MODULE}]", *overrides])
     except GansweepError:
         raise
     except Exception as exc:
@@ -81,11 +87,11 @@ def override_variants(overrides: list[str]) -> list[list[str]]:
     return variants
 
 
-def validate(overrides: list[str]) -> None:
+def validate(overrides: list[str], config_name: str | None = None, config_dir: str | None = None) -> None:
     """Compose and type-check every variant; hydra.* overrides are Hydra's to check."""
     own = [o for o in overrides if not o.lstrip("+~").startswith("hydra.")]
     for variant in override_variants(own):
-        to_train_config(compose_config(variant))
+        to_train_config(compose_config(variant, config_name or "config", config_dir))
 
 
 _exit_codes: list[int] = []
@@ -142,7 +148,7 @@ def run_train(argv: list[str]) -> int:
         others = [o for o in args.overrides if not o.startswith("resume=")]
         return _resume(resume[0].split("=", 1)[1], others)
     if not (args.help or args.hydra_help or args.info or args.shell_completion):
-        validate(args.overrides)
+        validate(args.overrides, args.config_name, args.config_dir)
     _exit_codes.clear()
     saved = sys.argv
     sys.argv = ["gansweep train", *argv]

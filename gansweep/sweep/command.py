@@ -128,8 +128,10 @@ def run_sweep(argv: list[str]) -> int:
         deadline=time.time() + args.timeout if args.timeout else None,
     )
     study = connect(spec)
-    if not study.get_trials(deepcopy=False):
-        study.enqueue_trial(_base_params(space, base_dict), user_attrs={"base_config": True})
+    base_params = _base_params(space, base_dict)
+    # Every sweep measures its starting point first (grid samplers only take full grid points).
+    if not study.get_trials(deepcopy=False) and (args.sampler != "grid" or len(base_params) == len(space.params)):
+        study.enqueue_trial(base_params, user_attrs={"base_config": True})
 
     console.print(f"sweep {name}: {args.trials} trials of {base_cfg.model.name} on {base_cfg.data.name}, "
                   f"objective {','.join(objectives)}, {args.workers} worker(s); folder {sweep_dir}")

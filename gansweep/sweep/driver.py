@@ -53,7 +53,7 @@ class WorkerSpec:
 
 def connect(spec: WorkerSpec) -> optuna.Study:
     """Open (or create) the study with this worker's seeded sampler."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # the live view reports trials itself
     storage = make_storage(spec.storage_url, spec.plan.sweep_dir)
     sampler = make_sampler(spec.sampler, spec.seed + spec.worker_index, spec.space, len(spec.study.objectives))
     return open_study(spec.study, storage, sampler, make_pruner(spec.pruner))

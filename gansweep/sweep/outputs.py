@@ -68,7 +68,7 @@ def best_yaml_text(trial: FrozenTrial, sweep_dir: Path, sweep_name: str, objecti
         f"# Best trial of sweep {sweep_name}: trial {trial.number} ({scores}).\n"
         f"# Train it again:  gansweep train --config-dir {sweep_dir} --config-name best\n"
     )
-    defaults = ["config"] + [f"override /{g}: {stored[g]['name']}" for g in GROUPS] + ["_self_"]
+    defaults = ["config"] + [{f"override /{g}": stored[g]["name"]} for g in GROUPS] + ["_self_"]
     return header + yaml.safe_dump({"defaults": defaults}, sort_keys=False) + "\n" + yaml.safe_dump(stored, sort_keys=False)
 
 

@@ -45,6 +45,14 @@ def make_storage(url: str | None, sweep_dir: Path) -> Any:
     return JournalStorage(JournalFileBackend(str(sweep_dir / "study.journal")))
 
 
+class _GridSampler(optuna.samplers.GridSampler):
+    """GridSampler without its Study.stop() at the end of the grid: that call only works
+    inside study.optimize(), and the sweep counts its trials itself."""
+
+    def after_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial, state: TrialState, values: Any) -> None:
+        return None
+
+
 def make_sampler(name: str, seed: int, space: SearchSpace, n_objectives: int) -> optuna.samplers.BaseSampler:
     """The sampler named by --sampler, seeded."""
     if name == "tpe":
@@ -52,7 +60,7 @@ def make_sampler(name: str, seed: int, space: SearchSpace, n_objectives: int) ->
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "grid":
-        return optuna.samplers.GridSampler(grid_values(space), seed=seed)
+        return _GridSampler(grid_values(space), seed=seed)
     if name == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed)
     if name == "qmc":

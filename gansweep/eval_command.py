@@ -1,0 +1,57 @@
+"""`gansweep eval RUN_DIR`: score a run's generator again from its checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import replace
+
+from gansweep.config import from_yaml_file
+from gansweep.data import load_dataset
+from gansweep.errors import CheckpointError, ConfigError
+from gansweep.models import build_models
+from gansweep.progress import console
+from gansweep.rundir import RunFolder, now_iso
+from gansweep.scoring import build_evaluator, score_generator
+from gansweep.train import pick_device
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="gansweep eval", description="Recompute a run's scores from its checkpoint and update summary.json.")
+    p.add_argument("run_dir", help="a run folder (as printed at the end of gansweep train)")
+    p.add_argument("--samples", type=int, default=None, help="generated samples to score (default: the run's eval.n_samples)")
+    p.add_argument("--checkpoint", choices=("last", "best"), default="last", help="which generator to score (default last)")
+    return p
+
+
+def run_eval(argv: list[str]) -> int:
+    """Run `gansweep eval ARGV`; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    run = RunFolder(args.run_dir)
+    if not run.config_path.is_file():
+        raise CheckpointError(f"{args.run_dir}: not a run folder (no config.yaml)")
+    cfg = from_yaml_file(str(run.config_path))
+    if args.samples is not None:
+        if args.samples < 2:
+            raise ConfigError(f"--samples {args.samples}: must be >= 2")
+        field = "mixture_samples" if cfg.data.is_points else "n_samples"
+        cfg = replace(cfg, eval=replace(cfg.eval, **{field: args.samples}))
+    ckpt = run.load_checkpoint(run.best_checkpoint if args.checkpoint == "best" else None)
+
+    device = pick_device(cfg.device)
+    data = load_dataset(cfg.data, cfg.seed)
+    g, _ = build_models(cfg, tuple(data.samples.shape[1:]))
+    try:
+        g.load_state_dict(ckpt["g"])
+    except (KeyError, RuntimeError) as exc:
+        raise CheckpointError(f"{run.last_checkpoint}: does not fit this run's model ({type(exc).__name__})") from None
+    g.to(device)
+
+    started = time.monotonic()
+    scores = score_generator(build_evaluator(cfg, data, device), g, cfg.model.z_dim, cfg.seed, device)
+    seconds = time.monotonic() - started
+    run.update_summary(**scores, evaluated_at=now_iso(), evaluated_checkpoint=args.checkpoint, evaluated_step=ckpt.get("step"))
+    shown = "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in scores.items())
+    console.print(f"{args.checkpoint} checkpoint (step {ckpt.get('step')}): {shown}  ({seconds:.1f}s)", markup=False)
+    console.print(f"run folder: {run.path}")
+    return 0

@@ -1,0 +1,239 @@
+"""Score a generator against real data: the one entry point the training loop calls.
+
+    evaluator = Evaluator(real, EvalSettings(), device)   # real statistics, cached on disk
+    scores = evaluator(lambda n: G(torch.randn(n, z_dim, device=device)))
+
+Images are scored in a feature network's space (FID, precision/recall,
+density/coverage) and, for digits, by classifier modes. Stacked MNIST concatenates
+the digit features of its three channels (3 x 128 = 384-d) for FID/PRDC, so both the
+quality of each digit and how the three are combined count. 2D mixtures get only the
+mode metrics. Nothing here reseeds or draws from the global RNG.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from gansweep.errors import ConfigError, DivergedError
+from gansweep.metrics.features import FEATURE_NETS, DigitNet, FeatureNet, load_digit_net
+from gansweep.metrics.fid import feature_stats, frechet_distance
+from gansweep.metrics.modes import class_histogram, class_modes, mixture_modes, stacked_modes
+from gansweep.metrics.prdc import prdc, real_radii
+
+KINDS = ("image", "stacked", "mixture")
+CACHE_VERSION = 1  # bump when the recipe of the cached real statistics changes
+SUBSET_SEED = 0  # picks the n_real real samples, from a private generator
+
+
+@dataclass
+class EvalSettings:
+    n_samples: int = 10_000
+    """Generated samples scored; also caps the real samples used (n_real)."""
+    feature_net: str = "digit_cnn"
+    """A name in FEATURE_NETS, or "none"; ignored for 2D mixtures, which use no features."""
+    pr_k: int = 3
+    """Neighbours defining the balls of improved precision/recall."""
+    dc_k: int = 5
+    """Neighbours defining the balls of density/coverage."""
+    mode_threshold: float = 0.25
+    """A digit class counts as covered with at least this share of uniform (0.25 / 10 = 2.5%)."""
+    mixture_min_count: int = 10
+    """HQ samples a mixture mode needs for modes_covered_min (10 of 2,500 is 10% of a grid25 mode's fair share)."""
+    batch_size: int = 500
+    """Samples generated and featurised at a time."""
+    cache_dir: Path = Path("~/.cache/gansweep").expanduser()
+    """Where real-data statistics are cached, one file per (data, feature net, n_real)."""
+
+    def __post_init__(self) -> None:
+        self.cache_dir = Path(self.cache_dir).expanduser()
+        if self.feature_net != "none" and self.feature_net not in FEATURE_NETS:
+            raise ConfigError(f"eval.feature_net={self.feature_net}: choose one of {', '.join([*FEATURE_NETS, 'none'])}")
+        for name in ("n_samples", "pr_k", "dc_k", "mixture_min_count", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"eval.{name}={getattr(self, name)}: must be >= 1")
+        if self.n_samples <= max(self.pr_k, self.dc_k):
+            raise ConfigError(f"eval.n_samples={self.n_samples}: must exceed pr_k and dc_k ({self.pr_k}, {self.dc_k})")
+        if not 0 < self.mode_threshold <= 1:
+            raise ConfigError(f"eval.mode_threshold={self.mode_threshold}: must be in (0, 1]")
+
+
+@dataclass
+class RealData:
+    kind: str
+    """"image", "stacked" (3 digits as 3 channels) or "mixture" (2D points)."""
+    samples: torch.Tensor
+    """Images (N, C, H, W) in [-1, 1], or points (N, 2)."""
+    key: str
+    """Describes the data set options; part of the cache key of its statistics."""
+    labels: torch.Tensor | None = None
+    """Digit classes of 1-channel images when known (else the classifier's predictions are used)."""
+    centers: torch.Tensor | None = None
+    """Mixture mode centers (M, 2)."""
+    std: float | None = None
+    """Mixture standard deviation."""
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ConfigError(f"real data kind={self.kind}: choose one of {', '.join(KINDS)}")
+        if self.kind == "mixture" and (self.centers is None or self.std is None):
+            raise ConfigError(f"real data {self.key}: a mixture needs centers and std")
+        if self.kind == "stacked" and (self.samples.dim() != 4 or self.samples.shape[1] != 3):
+            raise ConfigError(f"real data {self.key}: stacked MNIST must be (N, 3, H, W), got {tuple(self.samples.shape)}")
+
+
+class Evaluator:
+    """Holds the real statistics and scores any number of generators against them."""
+
+    def __init__(self, real: RealData, settings: EvalSettings, device: torch.device) -> None:
+        self.real = real
+        self.settings = settings
+        self.device = torch.device(device)
+        self.n_real = min(len(real.samples), settings.n_samples)
+        if real.kind == "mixture":
+            return
+
+        if settings.feature_net == "none":
+            raise ConfigError(f"eval.feature_net=none: image data ({real.key}) needs a feature net")
+        self.net: FeatureNet = FEATURE_NETS[settings.feature_net](self.device)
+        channels = real.samples.shape[1]
+        if isinstance(self.net, DigitNet) and real.kind == "image" and channels != 1:
+            raise ConfigError(f"eval.feature_net=digit_cnn scores 1-channel digits; {real.key} has {channels} channels (use inception)")
+        # Class modes need the digit classifier: stacked MNIST always, plain images when it is the feature net.
+        self.digits: DigitNet | None = None
+        if real.kind == "stacked":
+            self.digits = self.net if isinstance(self.net, DigitNet) else load_digit_net(self.device)
+        elif isinstance(self.net, DigitNet):
+            self.digits = self.net
+
+        self.stats = self._real_stats()
+        self.radii = real_radii(self.stats["features"].to(self.device), settings.pr_k, settings.dc_k, settings.batch_size)
+
+    def __call__(self, generate: Callable[[int], torch.Tensor]) -> dict[str, float | int | str]:
+        """Draw settings.n_samples from ``generate(n)`` in batches and score them (flat dict)."""
+        if self.real.kind == "mixture":
+            return self._score_mixture(self._draw(generate))
+
+        features, probs = [], []
+        for batch in self._batches(generate):
+            f, p = self._describe(batch)
+            features.append(f)
+            probs.append(p)
+        fake = torch.cat(features)
+        mu, sigma = feature_stats(fake)
+        s = self.settings
+        quality = prdc(self.stats["features"].to(self.device), fake.to(self.device), s.pr_k, s.dc_k, s.batch_size, self.radii)
+        scores: dict[str, float | int | str] = {
+            "fid": frechet_distance(self.stats["mu"].numpy(), self.stats["sigma"].numpy(), mu, sigma),
+            "precision": quality.precision,
+            "recall": quality.recall,
+            "density": quality.density,
+            "coverage": quality.coverage,
+        }
+        if self.digits is not None:
+            scores.update(self._score_modes(torch.cat(probs)))
+        scores.update(n_fake=len(fake), n_real=self.n_real, feature_net=self.net.name, feature_net_sha256=self.net.sha256)
+        return scores
+
+    # Real statistics ------------------------------------------------------------------
+
+    def _real_stats(self) -> dict[str, torch.Tensor]:
+        """Features, mean, covariance (and class histogram) of n_real real samples, via the disk cache."""
+        path = self.settings.cache_dir / f"real-{self._cache_digest()}.pt"
+        if path.is_file():
+            try:
+                return torch.load(path, map_location="cpu", weights_only=True)
+            except Exception:  # a damaged cache file is recomputed and overwritten
+                pass
+
+        # Compute: a fixed random subset, so sorted data sets are not cut by class.
+        g = torch.Generator().manual_seed(SUBSET_SEED)
+        subset = torch.randperm(len(self.real.samples), generator=g)[: self.n_real]
+        samples = self.real.samples[subset]
+        features, probs = [], []
+        for start in range(0, len(samples), self.settings.batch_size):
+            f, p = self._describe(samples[start : start + self.settings.batch_size])
+            features.append(f)
+            probs.append(p)
+        feats = torch.cat(features)
+        mu, sigma = feature_stats(feats)
+        stats = {"features": feats, "mu": torch.from_numpy(mu), "sigma": torch.from_numpy(sigma)}
+        if self.real.kind == "image" and self.digits is not None:
+            labels = self.real.labels[subset] if self.real.labels is not None else torch.cat(probs).argmax(dim=1)
+            stats["class_hist"] = torch.from_numpy(class_histogram(labels, torch.cat(probs).shape[1]))
+
+        # Write atomically so a crash or a parallel sweep never leaves half a file.
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        torch.save(stats, tmp)
+        os.replace(tmp, path)
+        return stats
+
+    def _cache_digest(self) -> str:
+        labels = "labels" if self.real.labels is not None and self.real.kind == "image" else "predicted"
+        parts = (CACHE_VERSION, self.real.kind, self.real.key, tuple(self.real.samples.shape[1:]),
+                 self.net.name, self.net.sha256, self.n_real, labels)
+        return hashlib.sha256(repr(parts).encode()).hexdigest()[:20]
+
+    # Generated samples ----------------------------------------------------------------
+
+    def _batches(self, generate: Callable[[int], torch.Tensor]):
+        """Yield settings.n_samples generated samples, batch by batch, checked."""
+        shape = tuple(self.real.samples.shape[1:])
+        for start in range(0, self.settings.n_samples, self.settings.batch_size):
+            n = min(self.settings.batch_size, self.settings.n_samples - start)
+            with torch.no_grad():
+                batch = generate(n)
+            if tuple(batch.shape) != (n, *shape):
+                raise ConfigError(f"generator returned shape {tuple(batch.shape)} for n={n}; the data needs {(n, *shape)}")
+            if not torch.isfinite(batch).all():
+                raise DivergedError("generator produced non-finite samples during evaluation")
+            yield batch
+
+    def _draw(self, generate: Callable[[int], torch.Tensor]) -> torch.Tensor:
+        return torch.cat([b.detach().cpu() for b in self._batches(generate)])
+
+    def _describe(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """CPU float32 features of a batch and, when modes are scored, class probabilities.
+
+        Probabilities are (N, 10) for plain digits and (N, 3, 10) for stacked MNIST.
+        """
+        images = images.to(self.device)
+        if self.real.kind == "stacked":
+            channels = [images[:, c : c + 1] for c in range(3)]
+            described = [self.digits.features_and_probs(x) for x in channels]
+            probs = torch.stack([p for _, p in described], dim=1)
+            if self.net is self.digits:
+                feats = torch.cat([f for f, _ in described], dim=1)
+            else:
+                feats = self.net.features(images)
+            return feats.float().cpu(), probs.cpu()
+        if self.digits is not None:
+            feats, probs = self.digits.features_and_probs(images)
+            return feats.float().cpu(), probs.cpu()
+        return self.net.features(images).float().cpu(), None
+
+    def _score_modes(self, probs: torch.Tensor) -> dict[str, float | int]:
+        if self.real.kind == "stacked":
+            modes = stacked_modes(probs.argmax(dim=2))
+            confidence = probs.max(dim=2).values.double().mean().item()
+            return {"modes_covered": modes.modes_covered, "modes_total": modes.modes_total, "mode_kl": modes.mode_kl, "confidence": confidence}
+        modes = class_modes(probs, self.stats["class_hist"].numpy(), self.settings.mode_threshold)
+        return {"modes_covered": modes.modes_covered, "modes_total": modes.modes_total, "mode_kl": modes.mode_kl, "confidence": modes.confidence}
+
+    def _score_mixture(self, points: torch.Tensor) -> dict[str, float | int | str]:
+        modes = mixture_modes(points, self.real.centers, self.real.std, self.settings.mixture_min_count)
+        return {
+            "modes_covered": modes.modes_covered,
+            "modes_covered_min": modes.modes_covered_min,
+            "modes_total": modes.modes_total,
+            "hq_fraction": modes.hq_fraction,
+            "mode_kl": modes.mode_kl,
+            "n_fake": len(points),
+            "feature_net": "none",
+        }

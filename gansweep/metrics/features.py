@@ -1,0 +1,66 @@
+"""Feature networks by name: each turns images in [-1, 1] into (N, D) feature vectors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+import torch
+import torch.nn.functional as F
+
+from gansweep.metrics.classifier import DigitCNN, load_digit_classifier
+from gansweep.metrics.inception import load_inception
+
+DIGIT_SIZE = 28
+
+
+class FeatureNet(Protocol):
+    name: str
+    sha256: str  # of the weights file: part of the cache key of real-data statistics
+
+    def features(self, images: torch.Tensor) -> torch.Tensor: ...
+
+
+@dataclass
+class DigitNet:
+    """The shipped digit classifier; takes (N, 1, H, W) in [-1, 1] and resizes to 28x28."""
+
+    model: DigitCNN
+    sha256: str
+    name: str = "digit_cnn"
+
+    @torch.no_grad()
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, 128) penultimate-layer features."""
+        return self.model.features(self._prepare(images))
+
+    @torch.no_grad()
+    def probs(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, 10) class probabilities."""
+        return self.features_and_probs(images)[1]
+
+    @torch.no_grad()
+    def features_and_probs(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Both of the above from one forward pass (eval mode: dropout is off)."""
+        feats = self.model.features(self._prepare(images))
+        return feats, self.model.head(feats).softmax(dim=1)
+
+    def _prepare(self, images: torch.Tensor) -> torch.Tensor:
+        if images.dim() != 4 or images.shape[1] != 1:
+            raise ValueError(f"digit_cnn takes (N, 1, H, W) images, got shape {tuple(images.shape)}")
+        x = images.to(next(self.model.parameters()).device, torch.float32)
+        if x.shape[-2:] != (DIGIT_SIZE, DIGIT_SIZE):
+            x = F.interpolate(x, size=(DIGIT_SIZE, DIGIT_SIZE), mode="bilinear", antialias=True, align_corners=False)
+        return x
+
+
+def load_digit_net(device: torch.device) -> DigitNet:
+    """The shipped digit classifier wrapped as a feature net."""
+    model, sha256 = load_digit_classifier(device)
+    return DigitNet(model, sha256)
+
+
+FEATURE_NETS: dict[str, Callable[[torch.device], FeatureNet]] = {
+    "digit_cnn": load_digit_net,
+    "inception": load_inception,
+}

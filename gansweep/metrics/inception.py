@@ -1,0 +1,72 @@
+"""The standard FID Inception network (pytorch-fid's port of the 2015-12-05 TF graph).
+
+Used for RGB data. Nothing is downloaded: the weights must already be on disk, either
+at $GANSWEEP_INCEPTION_WEIGHTS or in torch hub's checkpoints folder, where pytorch-fid
+itself caches them. The network code comes from the optional ``pytorch-fid`` package.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from unittest import mock
+
+import torch
+from torch import nn
+
+from gansweep.errors import CheckpointError, ConfigError
+
+ENV_VAR = "GANSWEEP_INCEPTION_WEIGHTS"
+WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
+WEIGHTS_URL = f"https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/{WEIGHTS_NAME}"
+FEATURE_DIM = 2048
+
+
+def find_inception_weights() -> Path:
+    """The local FID Inception weights file, or CheckpointError naming where it looked."""
+    env = os.environ.get(ENV_VAR)
+    if env:
+        if Path(env).is_file():
+            return Path(env)
+        raise CheckpointError(f"{ENV_VAR}={env}: no such file; point it at {WEIGHTS_NAME} ({WEIGHTS_URL})")
+    hub = Path(torch.hub.get_dir()) / "checkpoints" / WEIGHTS_NAME
+    if hub.is_file():
+        return hub
+    raise CheckpointError(
+        f"FID Inception weights not found ({ENV_VAR} unset, not at {hub}); "
+        f"download {WEIGHTS_URL} and set {ENV_VAR} to its path"
+    )
+
+
+@dataclass
+class InceptionNet:
+    """Pool3 (2048-d) Inception features of images in [-1, 1], any size, 1 or 3 channels."""
+
+    model: nn.Module
+    sha256: str
+    name: str = "inception"
+
+    @torch.no_grad()
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, 2048) features; the network resizes to 299x299 itself."""
+        x = (images.to(next(self.model.parameters()).device, torch.float32) + 1) / 2  # pytorch-fid expects [0, 1]
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        return self.model(x)[0].flatten(1)
+
+
+def load_inception(device: torch.device) -> InceptionNet:
+    """The FID Inception network in eval mode on ``device``, built from the local weights."""
+    path = find_inception_weights()
+    try:
+        from pytorch_fid import inception as pfid
+    except ImportError:
+        raise ConfigError("feature_net=inception needs the pytorch-fid package: pip install pytorch-fid") from None
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    # pytorch-fid always fetches its weights by URL; hand it the local file instead.
+    with mock.patch.object(pfid, "load_state_dict_from_url", lambda *args, **kwargs: state):
+        model = pfid.InceptionV3([pfid.InceptionV3.BLOCK_INDEX_BY_DIM[FEATURE_DIM]], resize_input=True, normalize_input=True)
+    sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+    return InceptionNet(model.to(device).eval(), sha256)

@@ -56,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--storage", default=None, help="Optuna storage URL, e.g. postgresql://user@host/db (default: a journal file in the sweep folder)")
     p.add_argument("--sampler", default="tpe", choices=SAMPLERS, help="tpe (default), random, grid (choice/range spaces), nsga2, qmc")
     p.add_argument("--pruner", default="median", choices=PRUNERS, help="median (default), hyperband, none")
+    p.add_argument("--no-early-stop", action="store_true", help="let collapsed / D-overpowered trials run to the end (divergence still stops them)")
     p.add_argument("--timeout", type=float, default=None, help="seconds after which no new trial starts")
     p.add_argument("--seed", type=int, default=0, help="sampler seed (default 0)")
     p.add_argument("--dir", default="outputs/sweeps", help="where sweep folders go (default outputs/sweeps)")
@@ -115,7 +116,7 @@ def run_sweep(argv: list[str]) -> int:
     sweep_dir = Path(args.dir) / name
     threads = max(1, (os.cpu_count() or 1) // args.workers) if args.workers > 1 else 0
     trial_overrides = base_overrides + _budget_overrides(base_cfg) + ([f"threads={threads}"] if threads else [])
-    plan = TrialPlan(name, sweep_dir, trial_overrides, objectives, prune=args.pruner != "none")
+    plan = TrialPlan(name, sweep_dir, trial_overrides, objectives, prune=args.pruner != "none", early_stop=not args.no_early_stop)
     spec = WorkerSpec(
         plan=plan,
         study=StudySpec(name, objectives, space_text, base_overrides),

@@ -47,6 +47,7 @@ class TrialStopper:
     objectives: list[str]
     probabilities: bool  # D outputs are probabilities (bce), so D(x)/D(G(z)) can be judged
     prune: bool  # a pruner is on
+    early_stop: bool = True  # the collapse and overpowering rules are on
     _overpowered: int = field(default=0, init=False)
     _most_modes: int = field(default=0, init=False)
 
@@ -54,7 +55,7 @@ class TrialStopper:
         weak_g = row.get("grad_norm_g", 1.0) < G_GRAD_MIN
         d_wins = self.probabilities and row.get("d_real", 0) > D_REAL_MIN and row.get("d_fake", 1) < D_FAKE_MAX
         self._overpowered = self._overpowered + 1 if (weak_g or d_wins) else 0
-        if self._overpowered >= PATIENCE_LOGS:
+        if self.early_stop and self._overpowered >= PATIENCE_LOGS:
             raise StopTraining(
                 "collapsed",
                 f"discriminator overpowering at step {row['step']}: D(x)={row.get('d_real', float('nan')):.3f}, "
@@ -67,7 +68,7 @@ class TrialStopper:
         if modes is not None and modes_total and modes_total > 1:
             dropped = modes == 1 and (self._most_modes > 1 or 2 * step >= total)
             self._most_modes = max(self._most_modes, modes)
-            if dropped and step < total:
+            if self.early_stop and dropped and step < total:
                 raise StopTraining("collapsed", f"mode collapse at step {step}: modes covered {modes}/{modes_total}")
         value = scores.get(self.objectives[0])
         if value is None or not self.prune or step >= total:

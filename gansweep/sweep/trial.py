@@ -29,6 +29,7 @@ class TrialPlan:
     base_overrides: list[str]  # the space's base, the command line's overrides, budget and threads
     objectives: list[str]
     prune: bool
+    early_stop: bool = True  # stop collapsed and D-overpowered trials
 
 
 @dataclass
@@ -76,8 +77,8 @@ def run_trial(plan: TrialPlan, study: optuna.Study, trial: optuna.trial.Trial) -
         overrides = plan.base_overrides + param_overrides(params)
         cfg = to_train_config(compose_config(overrides))
         resume = retry_of is not None and _take_over(trial_dir(plan.sweep_dir, retry_of), out_dir, retry_of, trial.number)
-        stopper = TrialStopper(trial, study, plan.objectives, LOSSES[cfg.loss.name].probabilities, plan.prune)
-        extra = {"sweep": plan.sweep_name, "trial": trial.number, "params": params}
+        stopper = TrialStopper(trial, study, plan.objectives, LOSSES[cfg.loss.name].probabilities, plan.prune, plan.early_stop)
+        extra = {"sweep": plan.sweep_name, "trial": trial.number, "params": params, "objectives": plan.objectives}
         if retry_of is not None:
             extra["retry_of"] = retry_of
         result = train(cfg, out_dir, overrides, hooks=stopper.hooks(), extra_summary=extra, resume=resume, quiet=True)

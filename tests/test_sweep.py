@@ -1,0 +1,200 @@
+"""gansweep sweep on tiny MLP-GANs: outputs, resume, crashes, divergence, pruning, workers."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from gansweep.cli import main
+from gansweep.config import from_yaml_file, to_train_config
+from gansweep.train_command import compose_config
+
+# data.std=0.1 lets 40 steps already put samples near the modes, so the scores differ.
+TINY = ["model=mlp", "data=ring8", "data.std=0.1", "steps=40", "model.hidden=32", "eval.mixture_samples=300", "log_every=10"]
+
+
+def sweep(tmp_path: Path, *args: str) -> int:
+    return main(["sweep", "--dir", str(tmp_path / "sweeps"), *args])
+
+
+def write_space(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "space.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def trials(sweep_dir: Path) -> pd.DataFrame:
+    return pd.read_csv(sweep_dir / "trials.csv")
+
+
+def test_six_trials_leave_csv_best_yaml_and_plots_and_a_rerun_adds_only_the_difference(tmp_path: Path) -> None:
+    assert sweep(tmp_path, "--trials", "6", "--name", "ring", *TINY) == 0
+    sweep_dir = tmp_path / "sweeps" / "ring"
+    frame = trials(sweep_dir)
+    assert list(frame["trial"]) == [0, 1, 2, 3, 4, 5]
+    assert {"params.lr", "params.batch_size", "params.beta1", "params.beta2", "mode_kl", "status", "duration_s"} <= set(frame.columns)
+    for png in ("optimization_history.png", "slices.png", "param_importances.png"):
+        assert (sweep_dir / png).stat().st_size > 5_000
+
+    # The base config is the first trial.
+    first = json.loads((sweep_dir / "trial_0000" / "summary.json").read_text())
+    assert first["params"] == {"lr": 2e-4, "batch_size": 64, "beta1": 0.5, "beta2": 0.999}
+    assert first["sweep"] == "ring" and first["trial"] == 0
+
+    # Trials with other batch sizes see the same number of images.
+    summaries = [json.loads(p.read_text()) for p in sorted(sweep_dir.glob("trial_*/summary.json"))]
+    done = [s for s in summaries if s["status"] == "completed"]
+    assert {s["images_seen"] for s in done} <= {40 * 64 + s["batch_size"] for s in done} | {40 * 64}
+
+    # best.yaml is a config `gansweep train` runs: it composes to the best trial's config.
+    best = yaml.safe_load((sweep_dir / "best.yaml").read_text().split("\n", 2)[2])
+    assert best["defaults"][0] == "config"
+    number = int(re.search(r": trial (\d+) \(", (sweep_dir / "best.yaml").read_text()).group(1))
+    composed = to_train_config(compose_config([], "best", str(sweep_dir)))
+    trial_cfg = from_yaml_file(str(sweep_dir / f"trial_{number:04d}" / "config.yaml"))
+    assert (composed.lr, composed.batch_size, composed.beta1, composed.beta2) == (
+        trial_cfg.lr, trial_cfg.batch_size, trial_cfg.beta1, trial_cfg.beta2
+    )
+
+    # Rerunning the same sweep with --trials 8 adds two trials, not eight.
+    assert sweep(tmp_path, "--trials", "8", "--name", "ring", *TINY) == 0
+    assert list(trials(sweep_dir)["trial"]) == list(range(8))
+
+
+def test_divergent_region_gives_diverged_trials_and_the_sweep_completes(tmp_path: Path) -> None:
+    space = write_space(tmp_path, "params:\n  lr: choice(1e-3, 1e4)\n")
+    assert sweep(tmp_path, "--trials", "3", "--space", space, "--sampler", "grid", "--name", "div", *TINY) == 0
+    frame = trials(tmp_path / "sweeps" / "div")
+    assert len(frame) == 3
+    diverged = frame[frame["status"] == "diverged"]
+    assert len(diverged) >= 1 and set(diverged["params.lr"]) == {1e4}
+    assert diverged["reason"].str.contains("non-finite loss at step").all()
+    assert set(frame[frame["params.lr"] == 1e-3]["status"]) <= {"completed", "collapsed"}
+
+
+def test_median_pruner_prunes_hopeless_trials_and_keeps_their_folders(tmp_path: Path) -> None:
+    # Real data with std 0.001 leaves no sample within 3 std of a mode: mode_kl stays at log 8,
+    # far above the std-0.5 trials, so the median rule must prune those at the first evaluation.
+    space = write_space(tmp_path, "params:\n  data.std: choice(0.5, 0.001)\n  seed: range(0, 4)\n")
+    assert sweep(tmp_path, "--trials", "8", "--space", space, "--sampler", "grid", "--name", "prune", *TINY) == 0
+    sweep_dir = tmp_path / "sweeps" / "prune"
+    frame = trials(sweep_dir)
+    pruned = frame[frame["status"] == "pruned"]
+    assert len(pruned) >= 1
+    assert (pruned["state"] == "pruned").all()
+    for number in pruned["trial"]:
+        summary = json.loads((sweep_dir / f"trial_{number:04d}" / "summary.json").read_text())
+        assert summary["status"] == "pruned"
+        assert summary["steps"] < summary["total_steps"]
+        assert "pruned at 25% of the budget" in summary["stop_reason"]
+
+
+def test_two_objectives_give_a_pareto_front(tmp_path: Path) -> None:
+    args = ["--trials", "4", "--objective", "mode_kl,hq_fraction", "--no-early-stop", "--name", "pareto", *TINY]
+    assert sweep(tmp_path, *args) == 0
+    sweep_dir = tmp_path / "sweeps" / "pareto"
+    frame = trials(sweep_dir)
+    assert {"mode_kl", "hq_fraction"} <= set(frame.columns)
+    assert (sweep_dir / "pareto_front.png").stat().st_size > 5_000
+
+
+def test_fid_and_coverage_objectives_on_images(tmp_path: Path) -> None:
+    tiny_dcgan = ["model=dcgan", "model.ngf=8", "model.ndf=8", "steps=6", "eval.n_samples=200", "batch_size=16", "log_every=3"]
+    space = write_space(tmp_path, "params:\n  lr: tag(log, interval(1e-4, 1e-3))\n")
+    args = ["--trials", "3", "--objective", "fid,coverage", "--space", space, "--pruner", "none", "--no-early-stop", "--name", "img", *tiny_dcgan]
+    assert sweep(tmp_path, *args) == 0
+    frame = trials(tmp_path / "sweeps" / "img")
+    assert frame["fid"].notna().all() and frame["coverage"].between(0, 1).all()
+    assert (tmp_path / "sweeps" / "img" / "pareto_front.png").exists()
+
+
+def test_two_workers_finish_every_trial_once(tmp_path: Path) -> None:
+    assert sweep(tmp_path, "--trials", "4", "--workers", "2", "--name", "par", *TINY) == 0
+    sweep_dir = tmp_path / "sweeps" / "par"
+    frame = trials(sweep_dir)
+    assert sorted(frame["trial"]) == [0, 1, 2, 3]
+    assert (frame["state"] != "running").all()
+    folders = sorted(p.name for p in sweep_dir.glob("trial_*"))
+    assert folders == ["trial_0000", "trial_0001", "trial_0002", "trial_0003"]
+    pids = {json.loads((sweep_dir / f / "summary.json").read_text())["trial"] for f in folders}
+    assert pids == {0, 1, 2, 3}
+
+
+def test_killed_sweep_resumes_and_retries_the_interrupted_trial_from_its_checkpoint(tmp_path: Path) -> None:
+    args = [
+        sys.executable, "-m", "gansweep", "sweep", "--dir", str(tmp_path / "sweeps"), "--name", "kill", "--trials", "2",
+        "model=mlp", "data=ring8", "steps=3000", "model.hidden=32", "eval.mixture_samples=300", "checkpoint_every=50",
+    ]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    ckpt = tmp_path / "sweeps" / "kill" / "trial_0000" / "checkpoints" / "last.pt"
+    deadline = time.time() + 120
+    while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert ckpt.exists(), "the first trial never checkpointed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+    done = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    sweep_dir = tmp_path / "sweeps" / "kill"
+    frame = trials(sweep_dir)
+    killed = frame[frame["trial"] == 0].iloc[0]
+    assert killed["state"] == "fail"
+    retry = frame[frame["retry_of"] == 0]
+    assert len(retry) == 1
+    finished = frame[(frame["state"] != "fail")]
+    assert len(finished) == 2  # the requested count: nothing lost, nothing counted twice
+
+    old = json.loads((sweep_dir / "trial_0000" / "summary.json").read_text())
+    assert old["status"] == "failed" and "retried as trial" in old["stop_reason"]
+    number = int(retry["trial"].iloc[0])
+    new_dir = sweep_dir / f"trial_{number:04d}"
+    new = json.loads((new_dir / "summary.json").read_text())
+    assert new["retry_of"] == 0 and new["trial"] == number
+    assert new["params"] == old["params"]
+    steps = [json.loads(line)["step"] for line in (new_dir / "metrics.jsonl").read_text().splitlines() if '"train"' in line]
+    assert steps[0] == 10 and steps == sorted(set(steps)), "the retry continues the same series"
+
+
+@pytest.mark.parametrize(
+    ("space", "message"),
+    [
+        ("params:\n  lrr: interval(1e-5, 1e-2)\n", "lrr: no such config key"),
+        ("params:\n  lr: interval(1e-2, 1e-5)\n", "lr: interval(1e-2, 1e-5) is empty"),
+        ("params:\n  lr: interval(1e-5\n", "lr: malformed expression"),
+        ("params:\n  batch_size: choice()\n", "batch_size"),
+        ("params:\n  loss: choice(bce, wgan)\n", "loss=wgan: no such option"),
+        ("params: {}\n", "needs a non-empty 'params:'"),
+        ("params: [\n", "not valid YAML"),
+    ],
+)
+def test_malformed_spaces_fail_before_any_trial(tmp_path: Path, space: str, message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code = sweep(tmp_path, "--trials", "2", "--space", write_space(tmp_path, space), "--name", "bad", *TINY)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "sweeps" / "bad").exists()
+
+
+def test_broken_base_config_stops_before_the_first_trial(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert sweep(tmp_path, "--trials", "2", "--name", "broken", "model=mlp", "data=ring8", "lr=-1") == 2
+    assert "lr=-1.0: must be a positive number" in capsys.readouterr().err
+    assert not (tmp_path / "sweeps" / "broken").exists()
+
+
+def test_a_rerun_with_another_space_under_the_same_name_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert sweep(tmp_path, "--trials", "1", "--name", "same", *TINY) == 0
+    other = write_space(tmp_path, "params:\n  lr: interval(1e-4, 1e-3)\n")
+    assert sweep(tmp_path, "--trials", "2", "--space", other, "--name", "same", *TINY) == 2
+    assert "started with other space" in capsys.readouterr().err

@@ -1,22 +1,20 @@
 """The run folder: the one place that knows its layout (see docs/run-folder.md).
 
-Everything that matters is written atomically (temp file + rename), so a killed
-process leaves either the previous version or the new one, never half a file.
+Everything that matters is written atomically (gansweep.atomic), so a killed process
+leaves either the previous version or the new one, never half a file. torch is
+imported only where checkpoints are read or written, so readers stay light.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
-import torch
 import yaml
 
+from gansweep.atomic import atomic_write, json_safe, write_json_atomic, write_text_atomic
 from gansweep.errors import CheckpointError
 
 SUMMARY = "summary.json"
@@ -28,46 +26,6 @@ OVERRIDES = "overrides.yaml"
 def now_iso() -> str:
     """Current UTC time as ISO 8601, to the second."""
     return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
-
-
-def _atomic_write(path: Path, write: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` in one step."""
-    _atomic_write(Path(path), lambda fh: fh.write(data))
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Replace `path` with `text` in one step."""
-    write_bytes_atomic(path, text.encode())
-
-
-def _json_safe(value: Any) -> Any:
-    # NaN/inf are not JSON; a diverged run's last losses are exactly those.
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Replace `path` with `obj` as indented JSON in one step."""
-    write_text_atomic(path, json.dumps(_json_safe(obj), indent=2, sort_keys=False) + "\n")
 
 
 class RunFolder:
@@ -125,7 +83,7 @@ class RunFolder:
 
     def append_metrics(self, rows: Iterable[dict[str, Any]]) -> None:
         """Append rows to metrics.jsonl (one JSON object per line)."""
-        lines = "".join(json.dumps(_json_safe(row)) + "\n" for row in rows)
+        lines = "".join(json.dumps(json_safe(row)) + "\n" for row in rows)
         if lines:
             with open(self.metrics_path, "a") as fh:
                 fh.write(lines)
@@ -149,10 +107,14 @@ class RunFolder:
 
     def save_checkpoint(self, state: dict[str, Any], path: Path | None = None) -> None:
         """torch.save `state` atomically (last.pt unless a path is given)."""
-        _atomic_write(path or self.last_checkpoint, lambda fh: torch.save(state, fh))
+        import torch
+
+        atomic_write(path or self.last_checkpoint, lambda fh: torch.save(state, fh))
 
     def load_checkpoint(self, path: Path | None = None) -> dict[str, Any]:
         """Load a checkpoint onto the CPU (raises CheckpointError when missing or damaged)."""
+        import torch
+
         path = path or self.last_checkpoint
         if not path.exists():
             raise CheckpointError(f"{path}: no checkpoint; the run stopped before its first one, start it anew")

@@ -9,7 +9,7 @@ from typing import Optional
 import torch
 from torchvision.utils import make_grid, save_image
 
-from gansweep.rundir import write_bytes_atomic
+from gansweep.atomic import write_bytes_atomic
 
 
 def save_image_grid(images: torch.Tensor, path: Path) -> None:

@@ -13,7 +13,8 @@ import pandas as pd
 import yaml
 from optuna.trial import FrozenTrial, TrialState
 
-from gansweep.rundir import RunFolder, write_bytes_atomic, write_text_atomic
+from gansweep.atomic import write_bytes_atomic, write_text_atomic
+from gansweep.rundir import RunFolder
 from gansweep.sweep.objectives import DIRECTIONS
 from gansweep.sweep.study import finished_trials
 from gansweep.sweep.trial import trial_dir

@@ -1,0 +1,160 @@
+"""``gansweep report ROOT... [--sort KEY] [--top N] [--filter EXPR] [--group-by a,b] [outputs]``.
+
+Reads run folders, prints the runs table (and group table), and writes the requested
+CSV / JSON / Parquet / HTML / PNG files. Errors are raised as ReportError; the main CLI
+prints them as one line and exits non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+from rich.console import Console
+from rich.markup import escape
+
+from gansweep.errors import ReportError
+from gansweep.atomic import write_bytes_atomic
+from gansweep.report.export import FORMATS, table_bytes
+from gansweep.report.html import Page, render_page
+from gansweep.report.load import load_runs
+from gansweep.report.plots import make_plots
+from gansweep.report.provenance import flag_mixed_scoring
+from gansweep.report.sweeps import collect_sweeps
+from gansweep.report.table import (
+    default_sort_key, display_columns, filter_runs, fit_columns, group_runs, is_higher_better, runs_table, sort_runs,
+)
+
+# Piped output is not cut to a terminal: tables keep their natural width, within these.
+MIN_PIPED_WIDTH = 80
+PIPED_MAX_WIDTH = 10_000
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``report`` flags to ``parser``."""
+    parser.add_argument("roots", nargs="+", type=Path, metavar="ROOT",
+                        help="folders to search, at any depth, for run folders (holding summary.json)")
+    parser.add_argument("--sort", metavar="KEY",
+                        help="column to rank by, in its better direction (default: fid, else mode_kl)")
+    parser.add_argument("--top", type=_positive_int, metavar="N", help="keep only the best N runs")
+    parser.add_argument("--filter", metavar="EXPR",
+                        help="pandas query, e.g. \"model == 'dcgan' and batch_size >= 64\" "
+                             "(dotted config keys in backticks: `model.ngf` > 32)")
+    parser.add_argument("--group-by", metavar="A,B",
+                        help="comma-separated columns: count and mean/min/max of the scores per group")
+    parser.add_argument("--csv", type=Path, metavar="PATH", help="write the table as CSV")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="write the table as JSON records")
+    parser.add_argument("--parquet", type=Path, metavar="PATH", help="write the table as Parquet (needs pyarrow)")
+    parser.add_argument("--html", type=Path, metavar="PATH", help="write a self-contained HTML report")
+    parser.add_argument("--plots", type=Path, metavar="DIR", help="write the report's plots as PNG files")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``gansweep report``; returns the exit code (0). Raises ReportError on bad input."""
+    out, err = Console(highlight=False), Console(stderr=True, highlight=False, soft_wrap=True)
+
+    # Load every run and say what could not be read.
+    result = load_runs(args.roots)
+    _warn(err, result.warnings)
+    if result.runs.empty:
+        raise ReportError(f"all {result.found} run folders under {_roots(args)} were skipped (damaged summary.json)")
+
+    # Select, flag and rank.
+    runs = result.runs
+    if args.filter:
+        runs = filter_runs(runs, args.filter)
+        if runs.empty:
+            raise ReportError(f"no run matches --filter {args.filter!r} ({len(result.runs)} runs loaded)")
+    runs, flag_warnings = flag_mixed_scoring(runs)
+    _warn(err, flag_warnings)
+    sort_key = args.sort or default_sort_key(runs)
+    runs = sort_runs(runs, sort_key)
+    groups = group_runs(runs, _split(args.group_by), sort_key) if args.group_by else None
+    shown = runs.head(args.top) if args.top else runs
+
+    # Print.
+    columns = display_columns(shown, result.config_columns)
+    _print_table(out, shown, columns, sort_key)
+    if groups is not None:
+        _print_table(out, groups, list(groups.columns), None, title="groups")
+    out.print(_counts_line(result.found, len(result.skipped), len(runs), len(shown), sort_key))
+
+    # Write the requested files; exports hold the group table when grouping.
+    exported = groups if groups is not None else shown
+    tables = {getattr(args, fmt): table_bytes(exported, fmt) for fmt in FORMATS if getattr(args, fmt)}
+    for path, data in tables.items():  # all serialized first: a format error writes nothing
+        _write(path, data, out)
+    if args.html is None and args.plots is None:
+        return 0
+    sweeps = collect_sweeps(runs, result.sweeps, sort_key)
+    plots = make_plots(runs, sweeps, result.config_columns, sort_key)
+    if args.plots is not None:
+        for plot in plots:
+            _write(args.plots / f"{plot.name}.png", plot.png, out)
+    if args.html is not None:
+        page = Page(
+            runs=shown, columns=columns, sort_key=sort_key, roots=[str(r) for r in args.roots],
+            found=result.found, skipped=len(result.skipped),
+            warnings=result.warnings + flag_warnings, groups=groups, plots=plots,
+        )
+        _write(args.html, render_page(page).encode("utf-8"), out)
+    return 0
+
+
+def _print_table(out: Console, frame: pd.DataFrame, columns: list[str], sort_key: str | None, title: str = "") -> None:
+    """On a terminal print the columns that fit and name the others; piped, print all."""
+    on_screen = fit_columns(frame, columns, out.width, sort_key) if out.is_terminal else columns
+    table = runs_table(frame, on_screen, sort_key, title=title)
+    if not out.is_terminal:
+        out.width = PIPED_MAX_WIDTH  # measure the table unconstrained, then print it at that width
+        out.width = max(MIN_PIPED_WIDTH, out.measure(table).maximum)
+    out.print(table)
+    if len(on_screen) < len(columns):
+        hidden = ", ".join(c for c in columns if c not in on_screen)
+        out.print(f"hidden to fit the terminal: {hidden} (see --csv or --html)", style="dim", markup=False)
+
+
+def _warn(err: Console, lines: list[str]) -> None:
+    for line in lines:
+        err.print(f"[yellow]warning:[/] {escape(line)}")
+
+
+def _counts_line(found: int, skipped: int, matched: int, shown: int, sort_key: str | None) -> str:
+    line = f"{found} run folders found, {skipped} skipped"
+    if matched < found - skipped:
+        line += f", {matched} match the filter"
+    line += f"; showing {shown}"
+    if sort_key:
+        line += f", sorted by {sort_key} ({'higher' if is_higher_better(sort_key) else 'lower'} is better)"
+    return line
+
+
+def _write(path: Path, data: bytes, out: Console) -> None:
+    """Write one file atomically; an OS failure becomes a one-line ReportError."""
+    try:
+        write_bytes_atomic(path, data)
+    except OSError as exc:
+        raise ReportError(f"cannot write {path}: {exc.strerror or exc}") from None
+    out.print(f"wrote {path}", markup=False)
+
+
+def _split(text: str) -> list[str]:
+    keys = [k.strip() for k in text.split(",") if k.strip()]
+    if not keys:
+        raise ReportError("--group-by needs at least one column name")
+    return keys
+
+
+def _roots(args: argparse.Namespace) -> str:
+    return ", ".join(str(r) for r in args.roots)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value

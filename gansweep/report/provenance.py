@@ -1,0 +1,55 @@
+"""Flag runs whose scores were computed differently from the rest.
+
+FID from another feature network, or from another number of generated samples, is not
+comparable (FID is biased in the sample count), so such runs are marked instead of being
+silently ranked together with the others.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+# Provenance column -> its name in flags ("feature net differs").
+PROVENANCE_CHECKS = {
+    "feature_net_sha256": "feature net",
+    "n_fake": "n_fake",
+}
+FLAGS_COLUMN = "flags"
+
+
+def flag_mixed_scoring(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Return ``runs`` with a ``flags`` column and one warning line per mixed provenance key.
+
+    For each key the most common value is the reference; runs with another value get
+    "<words> differs" in ``flags``. Runs without the key (not scored yet) are left alone.
+    """
+    flags = pd.Series("", index=runs.index, dtype=object)
+    warnings: list[str] = []
+    for column, words in PROVENANCE_CHECKS.items():
+        if column not in runs:
+            continue
+        values = runs[column].dropna().map(_label)
+        counts = values.value_counts()
+        if len(counts) < 2:
+            continue
+        reference = counts.index[0]
+        minority = values.index[values != reference]
+        flags[minority] = flags[minority].map(lambda f: f"{f}; {words} differs" if f else f"{words} differs")
+        groups = ", ".join(f"{v}: {_runs(n)}" for v, n in counts.items())
+        warnings.append(
+            f"runs were scored with {len(counts)} different values of {column} ({groups}); "
+            f"scores are not comparable across them: {_runs(len(minority))} marked '{words} differs' in '{FLAGS_COLUMN}'"
+        )
+    return runs.assign(**{FLAGS_COLUMN: flags}), warnings
+
+
+def _runs(n: int) -> str:
+    return f"{n} run" if n == 1 else f"{n} runs"
+
+
+def _label(value: object) -> str:
+    """How a value is shown: sha256 cut to 12 hex digits, 5000.0 as 5000."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    text = str(value)
+    return text[:12] if len(text) == 64 else text

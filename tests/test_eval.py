@@ -1,0 +1,81 @@
+"""Scores in a real run folder, and `gansweep eval` recomputing them from the checkpoint."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from gansweep.cli import main
+
+SCORES = ("fid", "precision", "recall", "density", "coverage", "modes_covered", "modes_total", "mode_kl", "confidence")
+TINY_DCGAN = ["model.ngf=8", "model.ndf=8", "batch_size=16", "steps=8", "log_every=4", "eval.n_samples=300"]
+
+
+@pytest.fixture(scope="module")
+def scored_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run = tmp_path_factory.mktemp("eval") / "run"
+    assert main(["train", f"hydra.run.dir={run}", *TINY_DCGAN]) == 0
+    return run
+
+
+def test_a_short_dcgan_run_records_every_score_with_its_provenance(scored_run: Path) -> None:
+    summary = json.loads((scored_run / "summary.json").read_text())
+    for key in SCORES:
+        assert summary[key] is not None, key
+    assert summary["modes_total"] == 10
+    assert summary["n_fake"] == 300 and summary["n_real"] == 300
+    assert summary["feature_net"] == "digit_cnn" and len(summary["feature_net_sha256"]) == 64
+    assert summary["best_fid"] <= summary["fid"]
+    evals = [json.loads(line) for line in (scored_run / "metrics.jsonl").read_text().splitlines() if '"eval"' in line]
+    assert [e["step"] for e in evals] == [2, 4, 6, 8]
+    assert all(e["eval_time_s"] > 0 for e in evals)
+    assert min(e["fid"] for e in evals) == pytest.approx(summary["best_fid"])
+    best = torch.load(scored_run / "checkpoints" / "best.pt", weights_only=False)
+    assert best["step"] == summary["best_fid_step"] and best["fid"] == pytest.approx(summary["best_fid"])
+
+
+def test_gansweep_eval_reproduces_the_final_scores(scored_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    before = json.loads((scored_run / "summary.json").read_text())
+    assert main(["eval", str(scored_run)]) == 0
+    after = json.loads((scored_run / "summary.json").read_text())
+    for key in SCORES:
+        assert after[key] == pytest.approx(before[key], rel=1e-9), key
+    assert after["evaluated_step"] == 8
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("run folder:")
+
+
+def test_gansweep_eval_with_another_sample_count_records_it(scored_run: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copy"
+    import shutil
+
+    shutil.copytree(scored_run, copy)
+    assert main(["eval", str(copy), "--samples", "100"]) == 0
+    summary = json.loads((copy / "summary.json").read_text())
+    assert summary["n_fake"] == 100
+
+
+@pytest.mark.parametrize("damage", ["missing", "garbage"])
+def test_a_missing_or_damaged_checkpoint_is_one_clear_line(scored_run: Path, tmp_path: Path, damage: str, capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(scored_run, copy)
+    ckpt = copy / "checkpoints" / "last.pt"
+    if damage == "missing":
+        ckpt.unlink()
+    else:
+        ckpt.write_bytes(b"not a checkpoint")
+    summary_before = (copy / "summary.json").read_text()
+    assert main(["eval", str(copy)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "last.pt" in err
+    assert ("no checkpoint" if damage == "missing" else "damaged checkpoint") in err
+    assert (copy / "summary.json").read_text() == summary_before
+
+
+def test_eval_of_a_folder_that_is_not_a_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["eval", str(tmp_path)]) == 2
+    assert "not a run folder" in capsys.readouterr().err

@@ -209,11 +209,12 @@ class TrainConfig:
 def register_configs() -> None:
     """Put the schemas in Hydra's ConfigStore, where conf/*.yaml extend them."""
     cs = ConfigStore.instance()
+    # Stored outside the model/data/loss groups, so --help lists only the real options.
     cs.store(name="config_schema", node=TrainConfig)
-    cs.store(group="model", name="dcgan_schema", node=DCGANConfig)
-    cs.store(group="model", name="mlp_schema", node=MLPConfig)
-    cs.store(group="data", name="data_schema", node=DataConfig)
-    cs.store(group="loss", name="loss_schema", node=LossConfig)
+    cs.store(name="dcgan_schema", node=DCGANConfig)
+    cs.store(name="mlp_schema", node=MLPConfig)
+    cs.store(name="data_schema", node=DataConfig)
+    cs.store(name="loss_schema", node=LossConfig)
 
 
 def to_train_config(cfg: Any) -> TrainConfig:

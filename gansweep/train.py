@@ -74,7 +74,8 @@ def plan_steps(cfg: TrainConfig, n_train: int) -> int:
     if cfg.steps is not None:
         return cfg.steps
     images = cfg.images if cfg.images is not None else math.ceil(cfg.epochs * n_train)
-    return max(1, math.ceil(images / (cfg.batch_size * cfg.loss.n_critic)))
+    batch = min(cfg.batch_size, n_train)  # Batches never draws more than the whole set
+    return max(1, math.ceil(images / (batch * cfg.loss.n_critic)))
 
 
 def every(setting: int, total: int, times: int) -> int:
@@ -219,6 +220,8 @@ def train(
     evaluator = build_evaluator(cfg, data, device) if cfg.eval.enabled else None
 
     step, images_seen, wall_before, best = 0, 0, 0.0, {"best_fid": None, "best_fid_step": None}
+    window: list[torch.Tensor] = []  # per-step [loss_d, loss_g, D(x), D(G(z))] since the last log line
+    window_start = 0
     if resume:
         ckpt = run.load_checkpoint()
         g.load_state_dict(ckpt["g"])
@@ -233,6 +236,7 @@ def train(
             torch.cuda.set_rng_state(ckpt["rng_cuda"])
         step, images_seen, wall_before = ckpt["step"], ckpt["images_seen"], ckpt["wall_time_s"]
         best = ckpt["best"]
+        window, window_start = [row.to(device) for row in ckpt["window"]], ckpt["window_start"]
         run.truncate_metrics(after_step=step)
     else:
         run.create(to_yaml(cfg), overrides)
@@ -247,6 +251,7 @@ def train(
             "rng_cuda": torch.cuda.get_rng_state() if device.type == "cuda" else None,
             "step": step, "images_seen": images_seen, "wall_time_s": wall_before + (time.monotonic() - t0),
             "best": best, "fixed_z": fixed_z.cpu(), "config": to_yaml(cfg),
+            "window": [row.cpu() for row in window], "window_start": window_start,
         }
 
     summary = run.update_summary(
@@ -257,9 +262,9 @@ def train(
         **flat_hparams(cfg), **(extra_summary or {}),
     )
 
+    to_p = torch.sigmoid if gan_loss.probabilities else (lambda t: t)
     t0 = time.monotonic()
-    window: list[torch.Tensor] = []
-    window_start, window_t = step, time.monotonic()
+    window_t = time.monotonic()
     last_row: dict[str, Any] = {}
     progress = ProgressDisplay(total, step, f"{cfg.model.name} on {data.name}", quiet=quiet)
     status, reason = "completed", None
@@ -296,16 +301,11 @@ def train(
                 step += 1
 
                 with torch.no_grad():
-                    to_p = torch.sigmoid if gan_loss.probabilities else (lambda t: t)
                     window.append(torch.stack([loss_d.detach(), loss_g.detach(), to_p(out_real).mean(), to_p(out_fake).mean()]))
 
                 # Log the window: one host sync per log_every steps.
                 if log_now:
                     stats = torch.stack(window).cpu()
-                    finite = torch.isfinite(stats).all(dim=1)
-                    if not bool(finite.all()):
-                        bad = window_start + int((~finite).nonzero()[0]) + 1
-                        raise DivergedError(f"diverged: non-finite loss at step {bad} (try a lower lr)")
                     now = time.monotonic()
                     mean = stats.mean(dim=0).tolist()
                     last_row = {
@@ -316,11 +316,15 @@ def train(
                         "images_per_s": len(window) * batches.batch_size * cfg.loss.n_critic / max(now - window_t, 1e-9),
                         "time_s": wall_before + now - t0,
                     }
-                    window, window_start, window_t = [], step, now
                     run.append_metrics([last_row])
-                    progress.update(step, last_row)
+                    finite = torch.isfinite(stats).all(dim=1)
+                    if not bool(finite.all()):
+                        bad = window_start + int((~finite).nonzero()[0]) + 1
+                        raise DivergedError(f"diverged: non-finite loss at step {bad} (try a lower lr)")
                     if not all(math.isfinite(last_row[k]) for k in ("grad_norm_d", "grad_norm_g")):
                         raise DivergedError(f"diverged: non-finite gradient at step {step} (try a lower lr)")
+                    window, window_start, window_t = [], step, now
+                    progress.update(step, last_row)
                     if hooks.on_log:
                         hooks.on_log(last_row)
 

@@ -9,6 +9,7 @@ stored in its folder.
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -18,7 +19,6 @@ from hydra import compose, initialize_config_dir, initialize_config_module
 from hydra._internal.utils import get_args_parser
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from gansweep.config import from_yaml_file, one_line, register_configs, to_train_config
@@ -44,10 +44,11 @@ def _hydra_error_line(override_list: list[str], exc: BaseException) -> str:
     if cause is None:
         return one_line(exc)
     text = one_line(cause)
-    key = text.split(":", 1)[0]
+    unknown = re.match(r"Key '([^']+)' not in", text)
+    key = unknown.group(1) if unknown else text.split(":", 1)[0]
     override = next((o for o in override_list if o.lstrip("+~").split("=", 1)[0] == key), None)
     if override is not None:
-        text = f"{override}: {text.split(':', 1)[1].strip()}"
+        text = f"{override}: {text if unknown else text.split(':', 1)[1].strip()}"
     hint = " (gansweep train --cfg job lists every key)" if "not in" in text else ""
     return text + hint
 
@@ -100,7 +101,6 @@ _exit_codes: list[int] = []
 @hydra.main(version_base="1.3", config_path="pkg://gansweep.conf", config_name="config")
 def _hydra_task(cfg: DictConfig) -> None:
     hc = HydraConfig.get()
-    multirun = hc.mode == RunMode.MULTIRUN
     run_dir = Path(hc.runtime.output_dir)
     try:
         result = train(to_train_config(cfg), run_dir, list(hc.overrides.task))
@@ -110,17 +110,23 @@ def _hydra_task(cfg: DictConfig) -> None:
     except GansweepError as exc:
         err_console.print(f"error: {exc}")
         _exit_codes.append(exc.exit_code)
-        started = RunFolder(run_dir).summary_path.exists()
-        if not started:  # failed before the first step: leave no half-made folder behind
-            shutil.rmtree(run_dir, ignore_errors=True)
-            if run_dir.parent.is_dir() and not any(run_dir.parent.iterdir()):
-                run_dir.parent.rmdir()
-        if not multirun:
-            if started:
-                console.print(f"run folder: {run_dir}")
-            raise SystemExit(exc.exit_code)
+        if RunFolder(run_dir).summary_path.exists():
+            console.print(f"run folder: {run_dir}")
+        else:
+            _remove_unstarted(run_dir)
         return
     console.print(f"run folder: {run_dir}")
+
+
+def _remove_unstarted(run_dir: Path) -> None:
+    """Undo what Hydra made for a run that failed before its first step: its .hydra/, then
+    the run folder and its parents up to the working directory while they are empty."""
+    shutil.rmtree(run_dir / ".hydra", ignore_errors=True)
+    stop = Path.cwd().resolve()
+    folder = run_dir.resolve()
+    while folder != stop and folder != folder.parent and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+        folder = folder.parent
 
 
 def _resume(run_dir: str, other: list[str]) -> int:
@@ -154,6 +160,8 @@ def run_train(argv: list[str]) -> int:
     sys.argv = ["gansweep train", *argv]
     try:
         _hydra_task()
+    except SystemExit as exc:  # Hydra exits after --help/--info, and on its own errors
+        return exc.code if isinstance(exc.code, int) else 1
     finally:
         sys.argv = saved
     return max(_exit_codes, default=0)

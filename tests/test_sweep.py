@@ -84,7 +84,7 @@ def test_divergent_region_gives_diverged_trials_and_the_sweep_completes(tmp_path
 
 def test_median_pruner_prunes_hopeless_trials_and_keeps_their_folders(tmp_path: Path) -> None:
     # Real data with std 0.001 leaves no sample within 3 std of a mode: mode_kl stays at log 8,
-    # far above the std-0.5 trials, so the median rule must prune those at the first evaluation.
+    # far above the std-0.5 trials, so the median rule must prune those at its first chance (50%).
     space = write_space(tmp_path, "params:\n  data.std: choice(0.5, 0.001)\n  seed: range(0, 4)\n")
     assert sweep(tmp_path, "--trials", "8", "--space", space, "--sampler", "grid", "--name", "prune", *TINY) == 0
     sweep_dir = tmp_path / "sweeps" / "prune"
@@ -96,7 +96,7 @@ def test_median_pruner_prunes_hopeless_trials_and_keeps_their_folders(tmp_path: 
         summary = json.loads((sweep_dir / f"trial_{number:04d}" / "summary.json").read_text())
         assert summary["status"] == "pruned"
         assert summary["steps"] < summary["total_steps"]
-        assert "pruned at 25% of the budget" in summary["stop_reason"]
+        assert "pruned at 50% of the budget" in summary["stop_reason"]
 
 
 def test_two_objectives_give_a_pareto_front(tmp_path: Path) -> None:

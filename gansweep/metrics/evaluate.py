@@ -77,6 +77,8 @@ class RealData:
     """Mixture mode centers (M, 2)."""
     std: float | None = None
     """Mixture standard deviation."""
+    digit_classes: bool = True
+    """The images are digits, so the digit classifier's classes are the modes (not for Fashion-MNIST)."""
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -108,7 +110,7 @@ class Evaluator:
         self.digits: DigitNet | None = None
         if real.kind == "stacked":
             self.digits = self.net if isinstance(self.net, DigitNet) else load_digit_net(self.device)
-        elif isinstance(self.net, DigitNet):
+        elif isinstance(self.net, DigitNet) and real.digit_classes:
             self.digits = self.net
 
         self.stats = self._real_stats()

@@ -403,6 +403,10 @@ def _evaluate(
     eval_time = time.monotonic() - t
     row = {"kind": "eval", "step": step, "epoch": images_seen / n_train, "images_seen": images_seen, "eval_time_s": eval_time}
     run.append_metrics([{**row, **scores}])
-    shown = ", ".join(f"{k} {v:.4g}" for k, v in scores.items() if isinstance(v, float))
+    shown = ", ".join(
+        f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+        for k, v in scores.items()
+        if isinstance(v, (int, float)) and not k.startswith("n_")
+    )
     progress.note(f"eval @ step {step}: {shown} ({eval_time:.1f}s)")
     return scores

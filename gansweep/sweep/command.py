@@ -138,30 +138,30 @@ def run_sweep(argv: list[str]) -> int:
                   f"objective {','.join(objectives)}, {args.workers} worker(s); folder {sweep_dir}")
     started = time.monotonic()
     stop = "done"
-    with LiveView(objectives, args.trials) as live:
-        live.refresh(study)
+    with LiveView(study, objectives, args.trials) as live:
+        live.refresh()
         try:
             if args.workers == 1:
-                stop = run_worker(spec, on_outcome=lambda outcome: live.refresh(study))
+                stop = run_worker(spec, on_outcome=lambda outcome: live.refresh())
             else:
-                stop = _run_processes(spec, args.workers, study, live)
+                stop = _run_processes(spec, args.workers, live)
         except KeyboardInterrupt:
             stop = "interrupted"
-        live.refresh(study)
+        live.refresh()
 
     facts = write_outputs(study, sweep_dir, name, objectives)
     _print_summary(facts, objectives, sweep_dir, time.monotonic() - started, stop)
     return 130 if stop == "interrupted" else 0
 
 
-def _run_processes(spec: WorkerSpec, workers: int, study: optuna.Study, live: LiveView) -> str:
+def _run_processes(spec: WorkerSpec, workers: int, live: LiveView) -> str:
     ctx = multiprocessing.get_context("spawn")
     procs = [ctx.Process(target=worker_process, args=(replace(spec, worker_index=i),)) for i in range(workers)]
     for p in procs:
         p.start()
     try:
         while any(p.is_alive() for p in procs):
-            live.refresh(study)
+            live.refresh()
             time.sleep(2.0)
     except KeyboardInterrupt:
         for p in procs:

@@ -45,7 +45,8 @@ def trials_table(study: optuna.Study, objectives: list[str], n_trials: int) -> T
     rows = []
     for t in trials:
         value = t.values[0] if t.values else None
-        if value is not None and (best is None or is_better(value, best, first)):
+        complete = t.state == TrialState.COMPLETE  # a pruned trial's value is only an intermediate one
+        if complete and value is not None and (best is None or is_better(value, best, first)):
             best = value
         status = _status(t)
         params = " ".join(f"{k}={_fmt(v)}" for k, v in t.params.items())
@@ -58,26 +59,30 @@ def trials_table(study: optuna.Study, objectives: list[str], n_trials: int) -> T
 
 
 class LiveView:
-    """Refreshed by the sweep after each trial (and while workers run)."""
+    """The table redraws itself from the study twice a second on a terminal; elsewhere
+    refresh() prints the trials that finished since its last call."""
 
-    def __init__(self, objectives: list[str], n_trials: int):
-        self.objectives, self.n_trials = objectives, n_trials
+    def __init__(self, study: optuna.Study, objectives: list[str], n_trials: int):
+        self.study, self.objectives, self.n_trials = study, objectives, n_trials
         self.interactive = console.is_terminal and sys.stdout.isatty()
         self._live: Optional[Live] = None
         self._printed: set[int] = set()
 
     def __enter__(self) -> "LiveView":
         if self.interactive:
-            self._live = Live(console=console, refresh_per_second=2)
+            self._live = Live(
+                get_renderable=lambda: trials_table(self.study, self.objectives, self.n_trials),
+                console=console, refresh_per_second=2,
+            )
             self._live.start()
         return self
 
-    def refresh(self, study: optuna.Study) -> None:
-        """Redraw the table, or print the trials that finished since the last call."""
+    def refresh(self) -> None:
+        """Redraw the table now, or print the trials that finished since the last call."""
         if self._live is not None:
-            self._live.update(trials_table(study, self.objectives, self.n_trials))
+            self._live.refresh()
             return
-        for t in study.get_trials(deepcopy=False):
+        for t in self.study.get_trials(deepcopy=False):
             if t.state.is_finished() and t.number not in self._printed:
                 self._printed.add(t.number)
                 values = ", ".join(f"{o}={_fmt(v)}" for o, v in zip(self.objectives, t.values or []))

@@ -169,7 +169,7 @@ class TrainConfig:
     # Budget: steps wins over images, images over epochs.
     steps: Optional[int] = None  # generator updates
     images: Optional[int] = None  # real images shown to D (fair across batch sizes)
-    epochs: Optional[float] = 5.0  # passes over the training set
+    epochs: Optional[float] = 10.0  # passes over the training set
 
     seed: int = 0
     device: Device = Device.auto

@@ -19,6 +19,7 @@ from hydra import compose, initialize_config_dir, initialize_config_module
 from hydra._internal.utils import get_args_parser
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from gansweep.config import from_yaml_file, one_line, register_configs, to_train_config
@@ -107,6 +108,9 @@ def _hydra_task(cfg: DictConfig) -> None:
         if result.status == "interrupted":
             err_console.print(result.summary.get("stop_reason"))
             _exit_codes.append(130)
+            if hc.mode == RunMode.MULTIRUN:  # stop the remaining jobs too, as Ctrl-C means
+                console.print(f"run folder: {run_dir}")
+                raise KeyboardInterrupt
     except GansweepError as exc:
         err_console.print(f"error: {exc}")
         _exit_codes.append(exc.exit_code)

@@ -87,7 +87,7 @@ def test_defaults():
     cfg = compose()
     assert (cfg.model.name, cfg.data.name, cfg.loss.name) == ("dcgan", "mnist5k", "bce")
     assert (cfg.lr, cfg.lr_g, cfg.lr_d, cfg.batch_size, cfg.beta1, cfg.beta2) == (2e-4, 2e-4, 2e-4, 64, 0.5, 0.999)
-    assert (cfg.steps, cfg.images, cfg.epochs, cfg.seed, cfg.lr_decay) == (None, None, 5.0, 0, LrDecay.none)
+    assert (cfg.steps, cfg.images, cfg.epochs, cfg.seed, cfg.lr_decay) == (None, None, 10.0, 0, LrDecay.none)
     assert (cfg.model.z_dim, cfg.model.ngf, cfg.model.ndf) == (100, 64, 64)
     assert (cfg.data.image_size, cfg.data.channels) == (28, 1)
 

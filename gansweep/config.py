@@ -94,6 +94,7 @@ class DataConfig:
     spacing: float = 2.0  # grid25: distance between neighbouring modes
     std: float = 0.01  # 2D mixtures: std of each Gaussian
     feature_net: str = "digit_cnn"  # network that scores the samples: digit_cnn, inception, none
+    eval_samples: Optional[int] = None  # generated samples scored on this data set, instead of eval.n_samples
 
     def __post_init__(self) -> None:
         _require(self.name in DATA_NAMES, "data.name", self.name, f"choose one of {', '.join(DATA_NAMES)}")
@@ -103,6 +104,7 @@ class DataConfig:
         _require(self.radius > 0, "data.radius", self.radius, "must be > 0")
         _require(self.spacing > 0, "data.spacing", self.spacing, "must be > 0")
         _require(self.std > 0, "data.std", self.std, "must be > 0")
+        _require(self.eval_samples is None or self.eval_samples >= 2, "data.eval_samples", self.eval_samples, "must be >= 2 or null")
         if self.name == "stacked_mnist":
             _require(self.channels == 3, "data.channels", self.channels, "stacked_mnist has 3 channels (one digit each)")
         nets = ("digit_cnn", "inception", "none")

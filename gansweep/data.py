@@ -119,7 +119,7 @@ def _torchvision_set(cfg: DataConfig, seed: int) -> Dataset:
     try:
         ds = cls(root=cfg.root, train=True, download=cfg.download)
     except Exception as exc:  # torchvision raises RuntimeError/URLError/OSError offline
-        offline = "data=mnist5k" if cfg.name == "mnist" else "data=mnist5k or data=folder data.root=DIR"
+        offline = "data=mnist5k or data=folder data.root=DIR"
         raise DataError(
             f"data={cfg.name}: not found in data.root={cfg.root} and could not be downloaded "
             f"({type(exc).__name__}); put the files there, or train offline with {offline}"
@@ -134,7 +134,7 @@ def _image_folder(cfg: DataConfig) -> Dataset:
     """Every image below data.root (ImageFolder tree or flat), center-cropped and resized."""
     from PIL import Image, UnidentifiedImageError
 
-    root = Path(cfg.root)
+    root = Path(cfg.root).expanduser()
     if not root.is_dir():
         raise DataError(f"data.root={cfg.root}: no such folder; point data.root at a folder of images")
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())

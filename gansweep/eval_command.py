@@ -35,8 +35,9 @@ def run_eval(argv: list[str]) -> int:
         if args.samples < 2:
             raise ConfigError(f"--samples {args.samples}: must be >= 2")
         field = "mixture_samples" if cfg.data.is_points else "n_samples"
-        cfg = replace(cfg, eval=replace(cfg.eval, **{field: args.samples}))
-    ckpt = run.load_checkpoint(run.best_checkpoint if args.checkpoint == "best" else None)
+        cfg = replace(cfg, eval=replace(cfg.eval, **{field: args.samples}), data=replace(cfg.data, eval_samples=None))
+    ckpt_path = run.best_checkpoint if args.checkpoint == "best" else run.last_checkpoint
+    ckpt = run.load_checkpoint(ckpt_path)
 
     device = pick_device(cfg.device)
     data = load_dataset(cfg.data, cfg.seed)
@@ -44,13 +45,16 @@ def run_eval(argv: list[str]) -> int:
     try:
         g.load_state_dict(ckpt["g"])
     except (KeyError, RuntimeError) as exc:
-        raise CheckpointError(f"{run.last_checkpoint}: does not fit this run's model ({type(exc).__name__})") from None
+        raise CheckpointError(f"{ckpt_path}: does not fit this run's model ({type(exc).__name__})") from None
     g.to(device)
 
     started = time.monotonic()
     scores = score_generator(build_evaluator(cfg, data, device), g, cfg.model.z_dim, cfg.seed, device)
     seconds = time.monotonic() - started
-    run.update_summary(**scores, evaluated_at=now_iso(), evaluated_checkpoint=args.checkpoint, evaluated_step=ckpt.get("step"))
+    if args.checkpoint == "best":  # the summary's scores stay those of the final generator
+        run.update_summary(best_checkpoint_scores={**scores, "step": ckpt.get("step"), "evaluated_at": now_iso()})
+    else:
+        run.update_summary(**scores, evaluated_at=now_iso(), evaluated_step=ckpt.get("step"))
     shown = "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in scores.items())
     console.print(f"{args.checkpoint} checkpoint (step {ckpt.get('step')}): {shown}  ({seconds:.1f}s)", markup=False)
     console.print(f"run folder: {run.path}")

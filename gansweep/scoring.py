@@ -21,7 +21,7 @@ def build_evaluator(cfg: TrainConfig, data: Dataset, device: torch.device):
     e = cfg.eval
     kind = "mixture" if data.is_points else ("stacked" if data.name == "stacked_mnist" else "image")
     settings = EvalSettings(
-        n_samples=e.mixture_samples if data.is_points else e.n_samples,
+        n_samples=cfg.data.eval_samples or (e.mixture_samples if data.is_points else e.n_samples),
         feature_net=cfg.data.feature_net,
         pr_k=e.pr_k,
         dc_k=e.dc_k,

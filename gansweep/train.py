@@ -317,16 +317,18 @@ def train(
                         "time_s": wall_before + now - t0,
                     }
                     run.append_metrics([last_row])
-                    finite = torch.isfinite(stats).all(dim=1)
-                    if not bool(finite.all()):
-                        bad = window_start + int((~finite).nonzero()[0]) + 1
-                        raise DivergedError(f"diverged: non-finite loss at step {bad} (try a lower lr)")
+                    _raise_if_nonfinite(stats, window_start)
                     if not all(math.isfinite(last_row[k]) for k in ("grad_norm_d", "grad_norm_g")):
                         raise DivergedError(f"diverged: non-finite gradient at step {step} (try a lower lr)")
                     window, window_start, window_t = [], step, now
                     progress.update(step, last_row)
                     if hooks.on_log:
                         hooks.on_log(last_row)
+
+                # Never sample, score or checkpoint a diverged model (a check between log lines costs one sync).
+                due = step % sample_every == 0 or step % ckpt_every == 0 or (evaluator is not None and step % eval_every == 0)
+                if due and window:
+                    _raise_if_nonfinite(torch.stack(window).cpu(), window_start)
 
                 # Draw samples from the fixed noise.
                 if step % sample_every == 0 or step == total:
@@ -369,6 +371,14 @@ def train(
     if status == "diverged":
         raise DivergedError(f"{reason}; run folder: {run.path}")
     return TrainResult(status, run.path, summary)
+
+
+def _raise_if_nonfinite(stats: torch.Tensor, window_start: int) -> None:
+    """DivergedError naming the first step of the window whose losses are not finite."""
+    finite = torch.isfinite(stats).all(dim=1)
+    if not bool(finite.all()):
+        bad = window_start + int((~finite).nonzero()[0]) + 1
+        raise DivergedError(f"diverged: non-finite loss at step {bad} (try a lower lr)")
 
 
 def _progress_fields(step: int, images_seen: int, n_train: int, wall: float, row: dict[str, Any]) -> dict[str, Any]:

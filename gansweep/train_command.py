@@ -155,6 +155,8 @@ def run_train(argv: list[str]) -> int:
     args = get_args_parser().parse_args(argv)
     resume = [o for o in args.overrides if o.startswith("resume=")]
     if resume:
+        if args.cfg or args.multirun or args.help or args.hydra_help or args.info:
+            raise ConfigError(f"{resume[0]}: a resumed run keeps its stored config; --cfg, -m and --help do not apply to it")
         others = [o for o in args.overrides if not o.startswith("resume=")]
         return _resume(resume[0].split("=", 1)[1], others)
     if not (args.help or args.hydra_help or args.info or args.shell_completion):

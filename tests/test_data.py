@@ -101,7 +101,7 @@ def test_stacked_mnist_channels_are_digits_and_labels_their_three_digit_code():
 
 
 def test_torchvision_set_offline_says_how_to_train_offline(tmp_path):
-    with pytest.raises(DataError, match=rf"^data=mnist: not found in data\.root={tmp_path} .*train offline with data=mnist5k$"):
+    with pytest.raises(DataError, match=rf"^data=mnist: not found in data\.root={tmp_path} .*train offline with data=mnist5k or data=folder data\.root=DIR$"):
         load_dataset(DataConfig(name="mnist", root=str(tmp_path), download=False))
     with pytest.raises(DataError, match=r"data=mnist5k or data=folder data\.root=DIR$"):
         load_dataset(DataConfig(name="cifar10", root=str(tmp_path), download=False, channels=3, image_size=32))

@@ -269,10 +269,10 @@ def test_divergence_names_the_step_inside_a_log_window(tmp_path):
     assert train_cli(*TINY_MLP, "loss=lsgan", "lr=1e6", "steps=20", "log_every=10", f"hydra.run.dir={run}") == 3
     s = summary(run)
     assert s["status"] == "diverged" and s["stop_reason"] == "diverged: non-finite loss at step 1 (try a lower lr)"
-    assert s["steps"] == 10  # found at the first log line, which covers steps 1-10
-    (line,) = (run / "metrics.jsonl").read_text().splitlines()  # the window that diverged, NaN as null
-    row = json.loads(line)
-    assert row["step"] == s["steps"] and None in (row["loss_d"], row["loss_g"])
+    # Found at step 2, the first sample grid (every 2 steps for 20): a diverged model is never
+    # sampled, scored or checkpointed, even between log lines.
+    assert s["steps"] == 2
+    assert not (run / "samples").exists() and not (run / "checkpoints").exists()
 
 
 # Reproducibility ----------------------------------------------------------------------

@@ -93,6 +93,8 @@ def run_sweep(argv: list[str]) -> int:
         raise ConfigError(f"--trials {args.trials}: must be >= 1")
     if args.workers < 1:
         raise ConfigError(f"--workers {args.workers}: must be >= 1")
+    if args.timeout is not None and args.timeout <= 0:
+        raise ConfigError(f"--timeout {args.timeout}: must be a number of seconds > 0")
 
     # Check the base config, the data and the space before any trial.
     source, space_text = space_file(args.space)
@@ -108,7 +110,8 @@ def run_sweep(argv: list[str]) -> int:
         if key in CONFIG_GROUPS:
             for option in dist.choices:
                 to_train_config(compose_config(base_overrides + [f"{key}={option}"]))
-    objectives = parse_objectives(args.objective, base_cfg.data.is_points)
+    has_classes = base_cfg.data.name in ("mnist", "mnist5k", "stacked_mnist")
+    objectives = parse_objectives(args.objective, base_cfg.data.is_points, has_classes)
     if not base_cfg.eval.enabled:
         raise ConfigError("eval.enabled=false: a sweep needs the scores; drop that override")
 
@@ -126,7 +129,7 @@ def run_sweep(argv: list[str]) -> int:
         pruner=args.pruner,
         seed=args.seed,
         n_trials=args.trials,
-        deadline=time.time() + args.timeout if args.timeout else None,
+        deadline=time.time() + args.timeout if args.timeout is not None else None,
     )
     study = connect(spec)
     base_params = _base_params(space, base_dict)

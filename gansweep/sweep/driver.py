@@ -22,6 +22,7 @@ from optuna.trial import TrialState
 from gansweep.sweep.space import SearchSpace
 from gansweep.sweep.study import (
     Heartbeat,
+    mark_alive,
     StudySpec,
     finished_trials,
     make_pruner,
@@ -64,7 +65,9 @@ def _next_trial(spec: WorkerSpec, study: optuna.Study) -> Optional[optuna.trial.
         if len(finished_trials(study)) + len(running_trials(study)) >= spec.n_trials:
             return None
         # Samples every key of the space (or takes an enqueued trial's fixed values).
-        return study.ask(fixed_distributions=spec.space.params)
+        trial = study.ask(fixed_distributions=spec.space.params)
+        mark_alive(trial)  # before the lock is released, so a crash from here on is seen as stale
+        return trial
 
 
 def run_worker(spec: WorkerSpec, on_outcome: Callable[[TrialOutcome], None] | None = None) -> str:

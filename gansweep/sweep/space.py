@@ -45,8 +45,9 @@ class SearchSpace:
 
 def space_file(path: str | None) -> tuple[str, str]:
     """(name, text) of a space: a path, or a file name shipped in sweeps/ (default.yaml)."""
-    if path is None or (not Path(path).exists() and "/" not in path):
-        name = path or DEFAULT_SPACE
+    if path is None or not Path(path).exists():
+        # A shipped space by name (or as sweeps/NAME.yaml when run outside the repo).
+        name = Path(path).name if path else DEFAULT_SPACE
         shipped = resources.files("gansweep.sweeps") / name
         if shipped.is_file():
             return f"sweeps/{name}", shipped.read_text()

@@ -33,9 +33,12 @@ G_GRAD_MIN = 1e-6
 MEDIAN_STARTUP = 5
 
 
-def budget_percent(step: int, total: int) -> int:
-    """Evaluations happen at the same shares of every trial's budget; Optuna's step."""
-    return round(100 * step / max(1, total))
+def budget_percent(step: int, total: int, evals: int) -> int:
+    """Optuna's step for an evaluation: its share of the budget in percent, snapped to the
+    grid of `evals` evaluations per run, so that trials whose step counts round
+    differently (other batch sizes) report the same steps (25, 50, 75 for four)."""
+    k = round(evals * step / max(1, total))
+    return round(100 * k / evals)
 
 
 @dataclass
@@ -48,6 +51,7 @@ class TrialStopper:
     probabilities: bool  # D outputs are probabilities (bce), so D(x)/D(G(z)) can be judged
     prune: bool  # a pruner is on
     early_stop: bool = True  # the collapse and overpowering rules are on
+    eval_every: int = 0  # the trial's eval_every (0: four evaluations per run)
     _overpowered: int = field(default=0, init=False)
     _most_modes: int = field(default=0, init=False)
 
@@ -73,7 +77,8 @@ class TrialStopper:
         value = scores.get(self.objectives[0])
         if value is None or not self.prune or step >= total:
             return
-        pct = budget_percent(step, total)
+        evals = 4 if self.eval_every == 0 else max(1, round(total / self.eval_every))
+        pct = budget_percent(step, total, evals)
         if len(self.objectives) == 1:
             self.trial.report(float(value), pct)
             if self.trial.should_prune():

@@ -157,15 +157,20 @@ def running_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     return study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
 
 
+def mark_alive(trial: optuna.trial.Trial) -> None:
+    """Record who runs the trial (host, pid) and that it is alive now."""
+    trial.set_user_attr("host", socket.gethostname())
+    trial.set_user_attr("pid", os.getpid())
+    trial.set_user_attr("heartbeat", time.time())
+
+
 class Heartbeat:
     """Marks a trial alive (host, pid, time) every HEARTBEAT_S seconds while it runs."""
 
     def __init__(self, study: optuna.Study, trial: optuna.trial.Trial, interval: float = HEARTBEAT_S):
         self.study, self.trial, self.interval = study, trial, interval
         self._stop = threading.Event()
-        trial.set_user_attr("host", socket.gethostname())
-        trial.set_user_attr("pid", os.getpid())
-        trial.set_user_attr("heartbeat", time.time())
+        mark_alive(trial)
         self._thread = threading.Thread(target=self._beat, daemon=True)
 
     def _beat(self) -> None:

@@ -56,12 +56,13 @@ def param_overrides(params: dict[str, Any]) -> list[str]:
 def _take_over(stale_dir: Path, new_dir: Path, stale_number: int, new_number: int) -> bool:
     """Copy a stale trial's folder into the retry's; True when there is a checkpoint to resume."""
     stale = RunFolder(stale_dir)
+    if stale.summary_path.exists():
+        stale.update_summary(status="failed", stop_reason=f"worker stopped mid-trial; retried as trial {new_number}")
     if not stale.last_checkpoint.exists():
         return False
     if new_dir.exists():
         shutil.rmtree(new_dir)
     shutil.copytree(stale_dir, new_dir)
-    stale.update_summary(status="failed", stop_reason=f"worker stopped mid-trial; retried as trial {new_number}")
     RunFolder(new_dir).update_summary(trial=new_number, retry_of=stale_number)
     return True
 
@@ -77,7 +78,9 @@ def run_trial(plan: TrialPlan, study: optuna.Study, trial: optuna.trial.Trial) -
         overrides = plan.base_overrides + param_overrides(params)
         cfg = to_train_config(compose_config(overrides))
         resume = retry_of is not None and _take_over(trial_dir(plan.sweep_dir, retry_of), out_dir, retry_of, trial.number)
-        stopper = TrialStopper(trial, study, plan.objectives, LOSSES[cfg.loss.name].probabilities, plan.prune, plan.early_stop)
+        stopper = TrialStopper(
+            trial, study, plan.objectives, LOSSES[cfg.loss.name].probabilities, plan.prune, plan.early_stop, cfg.eval_every
+        )
         extra = {"sweep": plan.sweep_name, "trial": trial.number, "params": params, "objectives": plan.objectives}
         if retry_of is not None:
             extra["retry_of"] = retry_of

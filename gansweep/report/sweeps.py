@@ -120,7 +120,7 @@ def param_importances(trials: pd.DataFrame, params: list[str], objective: str) -
 
     An in-memory Optuna study is rebuilt from the trial rows (distributions inferred
     from the values seen). Parameters that never varied get no importance; with fewer
-    than two scored trials or no varying parameter the result is empty.
+    than two scored trials, no varying parameter or no varying score the result is empty.
     """
     scored = trials[pd.to_numeric(trials[objective], errors="coerce").notna()]
     varying = [p for p in params if scored[p].nunique(dropna=True) > 1]
@@ -136,8 +136,8 @@ def param_importances(trials: pd.DataFrame, params: list[str], objective: str) -
             value=float(row[objective]), params=values,
             distributions={p: distributions[p] for p in varying},
         ))
-    if len(frozen) < 2:
-        return {}
+    if len(frozen) < 2 or len({t.value for t in frozen}) < 2:
+        return {}  # fANOVA has nothing to explain when every trial scored the same
     direction = "maximize" if is_higher_better(objective) else "minimize"
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created" line

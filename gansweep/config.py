@@ -144,7 +144,10 @@ class EvalConfig:
     cache_dir: str = "${oc.env:GANSWEEP_CACHE,${oc.env:HOME,.}/.cache/gansweep}"
 
     def __post_init__(self) -> None:
-        _require(self.n_samples >= 2, "eval.n_samples", self.n_samples, "must be >= 2")
+        _require(
+            self.n_samples > max(self.pr_k, self.dc_k), "eval.n_samples", self.n_samples,
+            f"must exceed pr_k and dc_k ({self.pr_k}, {self.dc_k}): they count neighbours among the samples",
+        )
         _require(self.mixture_samples >= 1, "eval.mixture_samples", self.mixture_samples, "must be >= 1")
         _require(self.batch_size >= 1, "eval.batch_size", self.batch_size, "must be >= 1")
         _require(self.pr_k >= 1, "eval.pr_k", self.pr_k, "must be >= 1")

@@ -20,6 +20,8 @@ The first rule that applies wins, in this order:
 
 from __future__ import annotations
 
+import re
+
 import math
 from typing import Any
 
@@ -46,7 +48,9 @@ def diagnose(summary: dict[str, Any], train_tail: list[dict[str, Any]]) -> str:
     status = summary.get("status")
     bad_lines = [r for r in train_tail if _nonfinite_train_line(r)]
     if status == "diverged" or bad_lines or _nonfinite_losses(summary):
-        step = bad_lines[0].get("step") if bad_lines else None
+        # The training loop names the exact step in its stop reason; a log line may come later.
+        exact = re.search(r"at step (\d+)", str(summary.get("stop_reason") or ""))
+        step = int(exact.group(1)) if exact else (bad_lines[0].get("step") if bad_lines else None)
         step = summary.get("steps") if step is None else step
         return f"diverged at step {step}" if step is not None else "diverged"
 

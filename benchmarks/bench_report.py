@@ -28,7 +28,12 @@ from gansweep.report.load import load_runs  # noqa: E402
 from gansweep.report.plots import make_plots  # noqa: E402
 from gansweep.report.provenance import flag_mixed_scoring  # noqa: E402
 from gansweep.report.sweeps import collect_sweeps  # noqa: E402
-from gansweep.report.table import default_sort_key, display_columns, runs_table, sort_runs  # noqa: E402
+from gansweep.report.table import (  # noqa: E402
+    default_sort_key,
+    display_columns,
+    runs_table,
+    sort_runs,
+)
 
 
 def make_runs(root: Path, n_runs: int, n_sweeps: int, seed: int = 0) -> None:

@@ -14,7 +14,12 @@ from typing import Any, Iterable
 
 import yaml
 
-from gansweep.atomic import atomic_write, json_safe, write_json_atomic, write_text_atomic
+from gansweep.atomic import (
+    atomic_write,
+    json_safe,
+    write_json_atomic,
+    write_text_atomic,
+)
 from gansweep.errors import CheckpointError
 
 SUMMARY = "summary.json"

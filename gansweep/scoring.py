@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-
-import torch
-
 from typing import Any, Callable
 
+import torch
 from torch import nn
 
 from gansweep.config import TrainConfig

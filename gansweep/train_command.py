@@ -19,6 +19,7 @@ from hydra import compose, initialize_config_dir, initialize_config_module
 from hydra._internal.utils import get_args_parser
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import MissingConfigException
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
@@ -35,8 +36,6 @@ register_configs()
 
 def _hydra_error_line(override_list: list[str], exc: BaseException) -> str:
     """One readable line from Hydra's multi-line composition errors."""
-    from hydra.errors import MissingConfigException
-
     if isinstance(exc, MissingConfigException) and exc.missing_cfg_file:
         group, _, option = str(exc.missing_cfg_file).rpartition("/")
         options = ", ".join(o for o in exc.options or [] if not o.endswith("_schema"))

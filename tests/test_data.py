@@ -7,12 +7,18 @@ import math
 import numpy as np
 import pytest
 import torch
-
-from gansweep.config import DataConfig
-from gansweep.data import dataset_key, grid25_centers, load_dataset, mnist5k_arrays, ring8_centers, sample_mixture
-from gansweep.errors import DataError
 from train_helpers import write_images
 
+from gansweep.config import DataConfig
+from gansweep.data import (
+    dataset_key,
+    grid25_centers,
+    load_dataset,
+    mnist5k_arrays,
+    ring8_centers,
+    sample_mixture,
+)
+from gansweep.errors import DataError
 
 # 2D mixtures ----------------------------------------------------------------------------
 

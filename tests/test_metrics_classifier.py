@@ -4,13 +4,16 @@ import sys
 import numpy as np
 import pytest
 import torch
+from metrics_fixtures import mnist5k
 
 from gansweep.errors import CheckpointError, ConfigError
 from gansweep.metrics import classifier, inception
-from gansweep.metrics.classifier import heldout_split, info_resource, load_digit_classifier
+from gansweep.metrics.classifier import (
+    heldout_split,
+    info_resource,
+    load_digit_classifier,
+)
 from gansweep.metrics.features import load_digit_net
-
-from metrics_fixtures import mnist5k
 
 
 @pytest.fixture(scope="module")

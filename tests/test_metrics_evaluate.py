@@ -2,12 +2,11 @@ import math
 
 import pytest
 import torch
+from metrics_fixtures import cycling, mnist_halves
 
 from gansweep.errors import ConfigError, DivergedError
 from gansweep.metrics.evaluate import EvalSettings, Evaluator, RealData
 from gansweep.metrics.features import load_digit_net
-
-from metrics_fixtures import cycling, mnist_halves
 
 CPU = torch.device("cpu")
 N = 2000  # samples scored per case: enough for stable numbers, small enough to be quick

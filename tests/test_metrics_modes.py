@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from gansweep.metrics.modes import ClassModes, class_histogram, class_modes, mixture_modes, stacked_modes
+from gansweep.metrics.modes import (
+    ClassModes,
+    class_histogram,
+    class_modes,
+    mixture_modes,
+    stacked_modes,
+)
 
 RING8 = torch.tensor([[math.cos(2 * math.pi * k / 8), math.sin(2 * math.pi * k / 8)] for k in range(8)])
 GRID25 = torch.cartesian_prod(torch.arange(-4.0, 5.0, 2.0), torch.arange(-4.0, 5.0, 2.0))

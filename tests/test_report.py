@@ -10,12 +10,24 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from report_fixtures import FEATURE_NET_SHA256, summary_for, train_lines, write_run, write_sweep
+from report_fixtures import (
+    FEATURE_NET_SHA256,
+    summary_for,
+    train_lines,
+    write_run,
+    write_sweep,
+)
 
 from gansweep.errors import ReportError
 from gansweep.report import command, export
 from gansweep.report.load import latest_sample, load_runs, read_train_tail
-from gansweep.report.table import default_sort_key, filter_runs, format_value, group_runs, sort_runs
+from gansweep.report.table import (
+    default_sort_key,
+    filter_runs,
+    format_value,
+    group_runs,
+    sort_runs,
+)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

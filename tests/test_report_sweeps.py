@@ -12,7 +12,13 @@ from report_fixtures import write_sweep
 from gansweep.report.load import load_runs
 from gansweep.report.plots import make_plots
 from gansweep.report.sweeps import (
-    best_so_far, collect_sweeps, expected_best, finished_mask, param_column, param_importances, pareto_mask,
+    best_so_far,
+    collect_sweeps,
+    expected_best,
+    finished_mask,
+    param_column,
+    param_importances,
+    pareto_mask,
 )
 
 

@@ -12,12 +12,20 @@ from typing import Callable
 
 import pytest
 import torch
+from train_helpers import (
+    TINY_MLP,
+    assert_complete_run,
+    losses,
+    subprocess_env,
+    summary,
+    train_cli,
+    train_rows,
+)
 
 from gansweep.config import to_train_config
 from gansweep.rundir import RunFolder
 from gansweep.train import TrainHooks, train
 from gansweep.train_command import compose_config
-from train_helpers import TINY_MLP, assert_complete_run, losses, subprocess_env, summary, train_cli, train_rows
 
 BUDGET = 200
 # Every step logged, so a line is one step's values and series compare line by line.

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import json
-
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import yaml
-
-from gansweep.config import from_yaml_file
-from gansweep.rundir import RunFolder
 from train_helpers import (
     TINY_DCGAN,
     TINY_MLP,
@@ -25,6 +21,9 @@ from train_helpers import (
     train_rows,
     write_images,
 )
+
+from gansweep.config import from_yaml_file
+from gansweep.rundir import RunFolder
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 LOSSES = ("bce", "lsgan", "hinge", "wgan_gp")

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from train_helpers import png_size
 
 from gansweep.config import DNorm, LrDecay, TrainConfig, to_train_config
 from gansweep.errors import CheckpointError, ConfigError
@@ -26,9 +27,15 @@ from gansweep.models import (
 )
 from gansweep.rundir import RunFolder, write_json_atomic
 from gansweep.samples import save_image_grid, save_scatter
-from gansweep.train import Batches, every, grad_norm, lr_factor, plan_steps, stop_on_signal
+from gansweep.train import (
+    Batches,
+    every,
+    grad_norm,
+    lr_factor,
+    plan_steps,
+    stop_on_signal,
+)
 from gansweep.train_command import compose_config
-from train_helpers import png_size
 
 LN2 = math.log(2.0)
 

@@ -23,7 +23,12 @@ import torch
 from gansweep.errors import ConfigError, DivergedError
 from gansweep.metrics.features import FEATURE_NETS, DigitNet, FeatureNet, load_digit_net
 from gansweep.metrics.fid import feature_stats, frechet_distance
-from gansweep.metrics.modes import class_histogram, class_modes, mixture_modes, stacked_modes
+from gansweep.metrics.modes import (
+    class_histogram,
+    class_modes,
+    mixture_modes,
+    stacked_modes,
+)
 from gansweep.metrics.prdc import prdc, real_radii
 
 KINDS = ("image", "stacked", "mixture")

@@ -14,8 +14,8 @@ import pandas as pd
 from rich.console import Console
 from rich.markup import escape
 
-from gansweep.errors import ReportError
 from gansweep.atomic import write_bytes_atomic
+from gansweep.errors import ReportError
 from gansweep.report.export import FORMATS, table_bytes
 from gansweep.report.html import Page, render_page
 from gansweep.report.load import load_runs
@@ -23,7 +23,14 @@ from gansweep.report.plots import make_plots
 from gansweep.report.provenance import flag_mixed_scoring
 from gansweep.report.sweeps import collect_sweeps
 from gansweep.report.table import (
-    default_sort_key, display_columns, filter_runs, fit_columns, group_runs, is_higher_better, runs_table, sort_runs,
+    default_sort_key,
+    display_columns,
+    filter_runs,
+    fit_columns,
+    group_runs,
+    is_higher_better,
+    runs_table,
+    sort_runs,
 )
 
 # Piped output is not cut to a terminal: tables keep their natural width, within these.

@@ -20,9 +20,8 @@ The first rule that applies wins, in this order:
 
 from __future__ import annotations
 
-import re
-
 import math
+import re
 from typing import Any
 
 # Train lines averaged for the "overpowering" test: one noisy log line is not a trend.

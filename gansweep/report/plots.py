@@ -16,7 +16,12 @@ from matplotlib.ticker import MaxNLocator
 
 from gansweep.report.load import read_metrics
 from gansweep.report.sweeps import (
-    SweepTrials, best_so_far, expected_best, finished_mask, param_importances, pareto_mask,
+    SweepTrials,
+    best_so_far,
+    expected_best,
+    finished_mask,
+    param_importances,
+    pareto_mask,
 )
 from gansweep.report.table import is_higher_better, is_lr_like, score_columns
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from omegaconf import OmegaConf
 
 from gansweep.config import TrainConfig, to_train_config
 from gansweep.data import load_dataset
@@ -20,7 +21,13 @@ from gansweep.sweep.driver import WorkerSpec, connect, run_worker, worker_proces
 from gansweep.sweep.live import LiveView
 from gansweep.sweep.objectives import parse_objectives
 from gansweep.sweep.outputs import write_outputs
-from gansweep.sweep.space import CONFIG_GROUPS, SearchSpace, load_space, space_file
+from gansweep.sweep.space import (
+    CONFIG_GROUPS,
+    SearchSpace,
+    load_space,
+    parse_space,
+    space_file,
+)
 from gansweep.sweep.study import PRUNERS, SAMPLERS, StudySpec
 from gansweep.sweep.trial import TrialPlan
 from gansweep.train_command import compose_config
@@ -73,8 +80,6 @@ def _budget_overrides(cfg: TrainConfig) -> list[str]:
 
 def _base_params(space: SearchSpace, cfg: Any) -> dict[str, Any]:
     """The base config's own values of the searched keys, where the space contains them."""
-    from omegaconf import OmegaConf
-
     params = {}
     for key, dist in space.params.items():
         value = OmegaConf.select(cfg, f"{key}.name" if key in CONFIG_GROUPS else key)
@@ -98,8 +103,6 @@ def run_sweep(argv: list[str]) -> int:
 
     # Check the base config, the data and the space before any trial.
     source, space_text = space_file(args.space)
-    from gansweep.sweep.space import parse_space
-
     _, space_base = parse_space(source, space_text)
     base_overrides = space_base + list(args.overrides)
     base_dict = compose_config(base_overrides)

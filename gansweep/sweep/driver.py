@@ -22,12 +22,12 @@ from optuna.trial import TrialState
 from gansweep.sweep.space import SearchSpace
 from gansweep.sweep.study import (
     Heartbeat,
-    mark_alive,
     StudySpec,
     finished_trials,
     make_pruner,
     make_sampler,
     make_storage,
+    mark_alive,
     open_study,
     retry_stale_trials,
     running_trials,

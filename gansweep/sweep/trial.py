@@ -11,13 +11,13 @@ from typing import Any, Optional
 import optuna
 from optuna.trial import TrialState
 
+from gansweep.config import to_train_config
 from gansweep.errors import GansweepError
 from gansweep.losses import LOSSES
 from gansweep.rundir import RunFolder
 from gansweep.sweep.stopping import TrialStopper
 from gansweep.train import train
 from gansweep.train_command import compose_config
-from gansweep.config import to_train_config
 
 
 @dataclass

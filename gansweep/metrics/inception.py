@@ -1,14 +1,16 @@
 """The standard FID Inception network (pytorch-fid's port of the 2015-12-05 TF graph).
 
-Used for RGB data. Nothing is downloaded: the weights must already be on disk, either
-at $GANSWEEP_INCEPTION_WEIGHTS or in torch hub's checkpoints folder, where pytorch-fid
-itself caches them. The network code comes from the optional ``pytorch-fid`` package.
+Used for RGB data. The weights are read from $GANSWEEP_INCEPTION_WEIGHTS, or from torch
+hub's checkpoints folder, where pytorch-fid itself caches them; when they are in neither
+place they are downloaded there once (a short timeout, so an offline machine gets its
+one-line error at once). The network code comes from the optional ``pytorch-fid`` package.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from unittest import mock
@@ -16,6 +18,7 @@ from unittest import mock
 import torch
 from torch import nn
 
+from gansweep.atomic import write_bytes_atomic
 from gansweep.errors import CheckpointError, ConfigError
 
 ENV_VAR = "GANSWEEP_INCEPTION_WEIGHTS"
@@ -34,10 +37,21 @@ def find_inception_weights() -> Path:
     hub = Path(torch.hub.get_dir()) / "checkpoints" / WEIGHTS_NAME
     if hub.is_file():
         return hub
-    raise CheckpointError(
-        f"FID Inception weights not found ({ENV_VAR} unset, not at {hub}); "
-        f"download {WEIGHTS_URL} and set {ENV_VAR} to its path"
-    )
+    try:
+        _download(WEIGHTS_URL, hub)
+    except OSError as exc:  # URLError, timeouts and refused connections are all OSErrors
+        raise CheckpointError(
+            f"FID Inception weights not found ({ENV_VAR} unset, not at {hub}) and not downloadable "
+            f"({type(exc).__name__}); download {WEIGHTS_URL} and set {ENV_VAR} to its path, "
+            "or train unscored with eval.enabled=false"
+        ) from None
+    return hub
+
+
+def _download(url: str, path: Path, timeout_s: float = 10.0) -> None:
+    """Fetch `url` into `path` atomically."""
+    with urllib.request.urlopen(url, timeout=timeout_s) as response:
+        write_bytes_atomic(path, response.read())
 
 
 @dataclass

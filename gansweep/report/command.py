@@ -87,8 +87,9 @@ def run(args: argparse.Namespace) -> int:
         _print_table(out, groups, list(groups.columns), None, title="groups")
     out.print(_counts_line(result.found, len(result.skipped), len(runs), len(shown), sort_key))
 
-    # Write the requested files; exports hold the group table when grouping.
-    exported = groups if groups is not None else shown
+    # Write the requested files: every run that passed the filter (--top only shortens the
+    # screen), or the group table when grouping.
+    exported = groups if groups is not None else runs
     tables = {getattr(args, fmt): table_bytes(exported, fmt) for fmt in FORMATS if getattr(args, fmt)}
     for path, data in tables.items():  # all serialized first: a format error writes nothing
         _write(path, data, out)

@@ -115,6 +115,11 @@ class DataConfig:
         """True for the 2D mixtures, whose samples are points rather than images."""
         return self.name in ("ring8", "grid25")
 
+    @property
+    def has_digit_classes(self) -> bool:
+        """True for digit data, whose modes are the digit classifier's classes."""
+        return self.name in ("mnist", "mnist5k", "stacked_mnist")
+
 
 LOSS_NAMES = ("bce", "lsgan", "hinge", "wgan_gp")
 

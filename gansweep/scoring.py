@@ -28,7 +28,7 @@ def build_evaluator(cfg: TrainConfig, data: Dataset, device: torch.device):
         batch_size=e.batch_size,
         cache_dir=Path(e.cache_dir),
     )
-    digits = data.name in ("mnist", "mnist5k", "stacked_mnist")
+    digits = cfg.data.has_digit_classes
     digit_labels = data.labels if digits else None
     real = RealData(
         kind=kind,

@@ -325,17 +325,20 @@ def train(
                     if hooks.on_log:
                         hooks.on_log(last_row)
 
+                sample_now = step % sample_every == 0 or step == total
+                eval_now = evaluator is not None and (step % eval_every == 0 or step == total)
+                ckpt_now = step % ckpt_every == 0 or step == total
+
                 # Never sample, score or checkpoint a diverged model (a check between log lines costs one sync).
-                due = step % sample_every == 0 or step % ckpt_every == 0 or (evaluator is not None and step % eval_every == 0)
-                if due and window:
+                if (sample_now or eval_now or ckpt_now) and window:
                     _raise_if_nonfinite(torch.stack(window).cpu(), window_start)
 
                 # Draw samples from the fixed noise.
-                if step % sample_every == 0 or step == total:
+                if sample_now:
                     _save_samples(g, fixed_z, data, run.sample_path(step), f"step {step}")
 
                 # Evaluate metrics.
-                if evaluator is not None and (step % eval_every == 0 or step == total):
+                if eval_now:
                     scores = _evaluate(evaluator, g, cfg, device, run, step, images_seen, len(data), progress)
                     if scores.get("fid") is not None and (best["best_fid"] is None or scores["fid"] < best["best_fid"]):
                         best = {"best_fid": scores["fid"], "best_fid_step": step}
@@ -345,7 +348,7 @@ def train(
                         hooks.on_eval(step, total, scores)
 
                 # Checkpoint.
-                if step % ckpt_every == 0 or step == total:
+                if ckpt_now:
                     run.save_checkpoint(checkpoint_state())
                     summary = run.update_summary(**_progress_fields(step, images_seen, len(data), wall_before + time.monotonic() - t0, last_row))
     except DivergedError as exc:

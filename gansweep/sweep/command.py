@@ -24,7 +24,7 @@ from gansweep.sweep.outputs import write_outputs
 from gansweep.sweep.space import (
     CONFIG_GROUPS,
     SearchSpace,
-    load_space,
+    build_space,
     parse_space,
     space_file,
 )
@@ -103,18 +103,17 @@ def run_sweep(argv: list[str]) -> int:
 
     # Check the base config, the data and the space before any trial.
     source, space_text = space_file(args.space)
-    _, space_base = parse_space(source, space_text)
+    exprs, space_base = parse_space(source, space_text)
     base_overrides = space_base + list(args.overrides)
     base_dict = compose_config(base_overrides)
     base_cfg = to_train_config(base_dict)
     load_dataset(base_cfg.data, base_cfg.seed)
-    space = load_space(args.space, base_dict)
+    space = build_space(source, exprs, base_dict)
     for key, dist in space.params.items():
         if key in CONFIG_GROUPS:
             for option in dist.choices:
                 to_train_config(compose_config(base_overrides + [f"{key}={option}"]))
-    has_classes = base_cfg.data.name in ("mnist", "mnist5k", "stacked_mnist")
-    objectives = parse_objectives(args.objective, base_cfg.data.is_points, has_classes)
+    objectives = parse_objectives(args.objective, base_cfg.data.is_points, base_cfg.data.has_digit_classes)
     if not base_cfg.eval.enabled:
         raise ConfigError("eval.enabled=false: a sweep needs the scores; drop that override")
 

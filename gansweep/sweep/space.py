@@ -17,7 +17,7 @@ any trial, with one line naming them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -41,11 +41,10 @@ CONFIG_GROUPS = ("model", "data", "loss")  # searched by option name, e.g. loss:
 
 @dataclass
 class SearchSpace:
-    """Distributions over dotted config keys, and the overrides the space assumes."""
+    """Distributions over dotted config keys."""
 
     source: str  # the file it came from
     params: dict[str, BaseDistribution]
-    base: list[str] = field(default_factory=list)
 
 
 def space_file(path: str | None) -> tuple[str, str]:
@@ -106,10 +105,8 @@ def to_distribution(key: str, expr: str, current: Any, source: str) -> BaseDistr
     raise ConfigError(f"{source}: {key}: {expr!r} is not a sweep; use choice(...), range(...) or interval(...)")
 
 
-def load_space(path: str | None, base_cfg: DictConfig) -> SearchSpace:
-    """Read and check a space against the composed base config (raises ConfigError)."""
-    source, text = space_file(path)
-    exprs, base = parse_space(source, text)
+def build_space(source: str, exprs: dict[str, str], base_cfg: DictConfig) -> SearchSpace:
+    """Check a space's expressions against the composed base config (raises ConfigError)."""
     params = {}
     for key, expr in exprs.items():
         if key in CONFIG_GROUPS:
@@ -122,7 +119,7 @@ def load_space(path: str | None, base_cfg: DictConfig) -> SearchSpace:
         if current == "__missing__" or isinstance(current, DictConfig):
             raise ConfigError(f"{source}: {key}: no such config key; see gansweep train --cfg job for the keys")
         params[key] = to_distribution(key, expr, current, source)
-    return SearchSpace(source, params, base)
+    return SearchSpace(source, params)
 
 
 def grid_values(space: SearchSpace) -> dict[str, list[Any]]:

@@ -12,7 +12,7 @@ import optuna
 from optuna.trial import TrialState
 
 from gansweep.config import to_train_config
-from gansweep.errors import GansweepError
+from gansweep.errors import DivergedError, GansweepError
 from gansweep.losses import LOSSES
 from gansweep.rundir import RunFolder
 from gansweep.sweep.stopping import TrialStopper
@@ -98,10 +98,11 @@ def run_trial(plan: TrialPlan, study: optuna.Study, trial: optuna.trial.Trial) -
                 outcome.state = TrialState.COMPLETE
         elif result.status in ("pruned", "collapsed"):
             outcome.state = TrialState.PRUNED
+    except DivergedError as exc:
+        outcome.status, outcome.state = "diverged", TrialState.PRUNED
+        outcome.reason = RunFolder(out_dir).read_summary().get("stop_reason") or str(exc)  # names the step
     except GansweepError as exc:
-        outcome.reason = str(exc).split("; run folder:")[0]
-        outcome.status = "diverged" if outcome.reason.startswith("diverged") else "failed"
-        outcome.state = TrialState.PRUNED if outcome.status == "diverged" else TrialState.FAIL
+        outcome.reason = str(exc)
     except Exception as exc:  # a crashing trial must never stop the sweep
         outcome.reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
     outcome.duration_s = time.monotonic() - started

@@ -76,9 +76,9 @@ def best_yaml_text(trial: FrozenTrial, sweep_dir: Path, sweep_name: str, objecti
 def _save(ax: Any, path: Path) -> None:
     fig = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
     fig.set_size_inches(max(fig.get_size_inches()[0], 7), max(fig.get_size_inches()[1], 4.5))
-    fig.tight_layout()
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
+    # Trim at save time: tight_layout() would push Optuna's colorbars over the last panel.
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
     write_bytes_atomic(path, buf.getvalue())
     import matplotlib.pyplot as plt
 

@@ -24,7 +24,7 @@ from gansweep.data import load_dataset
 from gansweep.models import build_models
 from gansweep.scoring import build_evaluator, score_generator
 from gansweep.train import Batches, pick_device, plan_steps, train
-from gansweep.train_command import compose_config
+from gansweep.config import compose_config
 
 
 def time_batches(samples: torch.Tensor, batch_size: int, n: int) -> tuple[float, float]:
@@ -72,7 +72,7 @@ def main() -> None:
 
     total_steps = plan_steps(cfg, len(data))
     run_train_s = total_steps * cfg.batch_size / images_per_s
-    run_eval_s = 5 * eval_s  # four evaluations during the run and one at the end
+    run_eval_s = 4 * eval_s  # eval_every=0: four evaluations, the last at the end
     table = Table(title=f"gansweep train defaults (DCGAN, mnist5k, batch {cfg.batch_size}) on {device}")
     table.add_column("measure")
     table.add_column("value", justify="right")
@@ -82,7 +82,7 @@ def main() -> None:
     table.add_row(f"training loop, {args.steps} steps", f"{images_per_s:,.0f} images/s")
     table.add_row(f"one evaluation, {cfg.eval.n_samples:,} samples", f"{eval_s:,.1f} s")
     table.add_row(f"default run: {total_steps} steps of training", f"{run_train_s:,.0f} s")
-    table.add_row("default run: 5 evaluations", f"{run_eval_s:,.0f} s")
+    table.add_row("default run: 4 evaluations", f"{run_eval_s:,.0f} s")
     table.add_row("evaluation share of the default run", f"{run_eval_s / (run_eval_s + run_train_s):.0%}")
     Console(width=100).print(table)
 

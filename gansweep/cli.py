@@ -1,7 +1,7 @@
-"""The command line: ``gansweep train|sweep|eval|report``.
+"""The command line: ``gansweep train|sweep|eval|confirm|report``.
 
-This is the one place that catches gansweep's errors: each becomes one line on
-stderr and the error's exit code, never a traceback.
+This is the one place that catches gansweep's errors, and OSErrors (a full disk, an
+unwritable folder): each becomes one line on stderr and an exit code, never a traceback.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from typing import Callable
 
-from gansweep.errors import GansweepError
+from gansweep.errors import GansweepError, os_error_line
 from gansweep.progress import err_console
 
 USAGE = """usage: gansweep COMMAND [ARGS]
@@ -18,6 +18,7 @@ commands:
   train    train one GAN (Hydra overrides: model=mlp data=ring8 lr=1e-4; --cfg job; --help; -m)
   sweep    search hyperparameters with Optuna (gansweep sweep --help)
   eval     score a run folder's checkpoint again (gansweep eval --help)
+  confirm  retrain a sweep's best trials with new seeds (gansweep confirm --help)
   report   compare run folders (gansweep report --help)
 """
 
@@ -42,6 +43,12 @@ def _eval(argv: list[str]) -> int:
     return run_eval(argv)
 
 
+def _confirm(argv: list[str]) -> int:
+    from gansweep.confirm import run_confirm
+
+    return run_confirm(argv)
+
+
 def _report(argv: list[str]) -> int:
     import argparse
 
@@ -52,7 +59,9 @@ def _report(argv: list[str]) -> int:
     return command.run(parser.parse_args(argv))
 
 
-COMMANDS: dict[str, Callable[[list[str]], int]] = {"train": _train, "sweep": _sweep, "eval": _eval, "report": _report}
+COMMANDS: dict[str, Callable[[list[str]], int]] = {
+    "train": _train, "sweep": _sweep, "eval": _eval, "confirm": _confirm, "report": _report,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,4 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and closed early
         sys.stderr.close()
         return 0
+    except OSError as exc:  # a full disk, an unwritable folder, a missing file: the user's to fix
+        err_console.print(f"error: {os_error_line(exc)}")
+        return 2
 

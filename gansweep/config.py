@@ -9,14 +9,20 @@ any work starts. Everything below the CLI receives these objects, never a DictCo
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
 from typing import Any, Optional
 
+from hydra import compose, initialize_config_dir, initialize_config_module
 from hydra.core.config_store import ConfigStore
-from omegaconf import OmegaConf
+from hydra.errors import MissingConfigException
+from omegaconf import DictConfig, OmegaConf
 
-from gansweep.errors import ConfigError
+from gansweep.errors import ConfigError, GansweepError
+
+CONFIG_MODULE = "gansweep.conf"  # conf/, installed as a package
 
 
 class Device(str, Enum):
@@ -50,11 +56,13 @@ class DCGANConfig:
     ngf: int = 64  # generator width (channels of its last hidden layer)
     ndf: int = 64  # discriminator width (channels of its first layer)
     d_norm: DNorm = DNorm.auto
+    pack: int = 1  # PacGAN: D judges this many samples at once, stacked along channels
 
     def __post_init__(self) -> None:
         _require(self.z_dim >= 1, "model.z_dim", self.z_dim, "must be >= 1")
         _require(self.ngf >= 1, "model.ngf", self.ngf, "must be >= 1")
         _require(self.ndf >= 1, "model.ndf", self.ndf, "must be >= 1")
+        _require(self.pack >= 1, "model.pack", self.pack, "must be >= 1")
 
 
 class Activation(str, Enum):
@@ -64,19 +72,52 @@ class Activation(str, Enum):
     tanh = "tanh"
 
 
+class GNorm(str, Enum):
+    none = "none"
+    batch = "batch"  # BatchNorm1d after each hidden Linear, which then has no bias (PacGAN's G)
+
+
+class Init(str, Enum):
+    pytorch = "pytorch"  # PyTorch's default Linear init (Kaiming-uniform weights and biases)
+    normal = "normal"  # Linear weights ~ N(0, 0.02), biases 0, as in PacGAN
+
+
 @dataclass
 class MLPConfig:
     name: str = "mlp"
     z_dim: int = 64  # latent size
-    hidden: int = 256  # units per hidden layer, in G and D
-    depth: int = 3  # hidden layers, in G and D
-    activation: Activation = Activation.relu
+    hidden: int = 256  # units per hidden layer, in G and D unless g_hidden / d_hidden are set
+    depth: int = 3  # hidden layers, in G and D unless g_depth / d_depth are set
+    g_hidden: Optional[int] = None  # G's units per hidden layer; null follows hidden
+    g_depth: Optional[int] = None  # G's hidden layers; null follows depth
+    d_hidden: Optional[int] = None  # D's units per hidden layer; null follows hidden
+    d_depth: Optional[int] = None  # D's hidden layers; null follows depth
+    activation: Activation = Activation.relu  # of G's hidden layers, and of D's unless d_maxout >= 2
+    g_norm: GNorm = GNorm.none
     d_norm: DNorm = DNorm.none
+    d_maxout: int = 1  # pieces per maxout unit in D's hidden layers; 1 = the plain activation
+    init: Init = Init.pytorch
+    pack: int = 1  # PacGAN: D judges this many samples at once, their features concatenated
 
     def __post_init__(self) -> None:
         _require(self.z_dim >= 1, "model.z_dim", self.z_dim, "must be >= 1")
         _require(self.hidden >= 1, "model.hidden", self.hidden, "must be >= 1")
         _require(self.depth >= 1, "model.depth", self.depth, "must be >= 1")
+        for key in ("g_hidden", "g_depth", "d_hidden", "d_depth"):
+            value = getattr(self, key)
+            _require(value is None or value >= 1, f"model.{key}", value, "must be >= 1 or null")
+        _require(self.d_maxout >= 1, "model.d_maxout", self.d_maxout, "must be >= 1 (1 = no maxout)")
+        _require(self.pack >= 1, "model.pack", self.pack, "must be >= 1")
+
+    @property
+    def g_layers(self) -> tuple[int, int]:
+        """G's (units per hidden layer, hidden layers): g_hidden / g_depth where set, else hidden / depth."""
+        return (self.hidden if self.g_hidden is None else self.g_hidden, self.depth if self.g_depth is None else self.g_depth)
+
+    @property
+    def d_layers(self) -> tuple[int, int]:
+        """D's (units per hidden layer, hidden layers): d_hidden / d_depth where set, else hidden / depth."""
+        return (self.hidden if self.d_hidden is None else self.d_hidden, self.depth if self.d_depth is None else self.d_depth)
 
 
 DATA_NAMES = ("mnist", "mnist5k", "fashion_mnist", "cifar10", "folder", "ring8", "grid25", "stacked_mnist")
@@ -146,7 +187,9 @@ class EvalConfig:
     dc_k: int = 5  # neighbours for density/coverage
     mode_threshold: float = 0.25  # a class counts as covered at this share of uniform
     mixture_min_count: int = 10  # mixture modes_covered_min: HQ samples a mode needs
-    cache_dir: str = "${oc.env:GANSWEEP_CACHE,${oc.env:HOME,.}/.cache/gansweep}"
+    # Where real-data statistics are cached; null = $GANSWEEP_CACHE, else ~/.cache/gansweep,
+    # looked up when the run scores, so a run folder copied to another machine still works.
+    cache_dir: Optional[str] = None
 
     def __post_init__(self) -> None:
         _require(
@@ -214,6 +257,12 @@ class TrainConfig:
         _require(self.log_every >= 1, "log_every", self.log_every, "must be >= 1")
         if self.model is None:
             raise ConfigError("model: not set; choose model=dcgan or model=mlp")
+        # D sees batch_size / pack packed samples of real and of fake per step; G still gets batch_size.
+        pack = self.model.pack
+        _require(
+            self.batch_size % pack == 0, "batch_size", self.batch_size,
+            f"must be divisible by model.pack={pack} (D judges {pack} samples at once)",
+        )
 
 
 def register_configs() -> None:
@@ -268,3 +317,40 @@ def one_line(exc: BaseException) -> str:
     text = " ".join(line for line in lines if not line.startswith(("full_key:", "object_type=", "reference_type=")))
     text = text or type(exc).__name__
     return f"{key}: {text}" if key and key not in text else text
+
+
+def _hydra_error_line(override_list: list[str], exc: BaseException) -> str:
+    """One readable line from Hydra's multi-line composition errors."""
+    if isinstance(exc, MissingConfigException) and exc.missing_cfg_file:
+        group, _, option = str(exc.missing_cfg_file).rpartition("/")
+        options = ", ".join(o for o in exc.options or [] if not o.endswith("_schema"))
+        return f"{group}={option}: no such option; choose one of {options}"
+    cause = exc.__cause__ or exc.__context__
+    if cause is None:
+        return one_line(exc)
+    text = one_line(cause)
+    unknown = re.match(r"Key '([^']+)' not in", text)
+    key = unknown.group(1) if unknown else text.split(":", 1)[0]
+    override = next((o for o in override_list if o.lstrip("+~").split("=", 1)[0] == key), None)
+    if override is not None:
+        text = f"{override}: {text if unknown else text.split(':', 1)[1].strip()}"
+    hint = " (gansweep train --cfg job lists every key)" if "not in" in text else ""
+    return text + hint
+
+
+def compose_config(overrides: list[str], config_name: str = "config", config_dir: str | None = None) -> DictConfig:
+    """Compose conf/config.yaml (or `config_name` from `config_dir`, which may extend it)
+    with overrides; raises ConfigError in one line."""
+    register_configs()  # idempotent; every composing process needs the schemas (sweep workers too)
+    try:
+        if config_dir is None:
+            with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
+                return compose(config_name=config_name, overrides=overrides)
+        if not Path(config_dir).is_dir():
+            raise ConfigError(f"--config-dir {config_dir}: no such folder")
+        with initialize_config_dir(config_dir=str(Path(config_dir).resolve()), version_base="1.3"):
+            return compose(config_name=config_name, overrides=[f"hydra.searchpath=[pkg://{CONFIG_MODULE}]", *overrides])
+    except GansweepError:
+        raise
+    except Exception as exc:
+        raise ConfigError(_hydra_error_line(overrides, exc)) from None

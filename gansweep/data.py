@@ -56,12 +56,13 @@ def load_dataset(cfg: DataConfig, seed: int = 0) -> Dataset:
     return loaders[cfg.name](cfg, seed)
 
 
-def dataset_key(cfg: DataConfig, data: Dataset) -> str:
+def dataset_key(cfg: DataConfig, data: Dataset, seed: int) -> str:
     """A string that identifies the real data for caching its feature statistics."""
     if data.is_points:
         return f"{data.name}:n={len(data)}:r={cfg.radius}:s={cfg.spacing}:std={cfg.std}"
     root = f":root={Path(cfg.root).resolve()}" if data.name == "folder" else ""
-    return f"{data.name}:n={len(data)}:size={cfg.image_size}:c={cfg.channels}{root}"
+    drawn = f":seed={seed}" if data.name == "stacked_mnist" else ""  # the seed draws stacked MNIST's digit triples
+    return f"{data.name}:n={len(data)}:size={cfg.image_size}:c={cfg.channels}{root}{drawn}"
 
 
 # Images -------------------------------------------------------------------------------

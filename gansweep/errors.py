@@ -4,6 +4,8 @@ They are raised anywhere in the package and caught once, in ``gansweep.cli``, wh
 prints the message as one line and exits with ``exit_code``.
 """
 
+from __future__ import annotations
+
 
 class GansweepError(Exception):
     """Base class: a failure the user can fix, reported as one line."""
@@ -29,13 +31,29 @@ class CheckpointError(GansweepError):
     exit_code = 2
 
 
+class RunFolderError(GansweepError):
+    """A run folder's file (summary, metrics, config) that is damaged or not gansweep's."""
+
+    exit_code = 2
+
+
 class DivergedError(GansweepError):
-    """Training produced a non-finite loss; the run folder records the step."""
+    """Training produced a non-finite loss at ``step``; the run folder records it."""
 
     exit_code = 3
+
+    def __init__(self, message: str, step: int | None = None):
+        super().__init__(message)
+        self.step = step
 
 
 class ReportError(GansweepError):
     """Nothing to report: an empty or missing folder."""
 
     exit_code = 2
+
+
+def os_error_line(exc: OSError) -> str:
+    """An OSError (full disk, unwritable folder, missing file) as one line naming the path."""
+    where = f"{exc.filename}: " if exc.filename else ""
+    return f"{where}{exc.strerror or exc}; check the path, its permissions and the free space"

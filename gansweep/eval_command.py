@@ -51,10 +51,15 @@ def run_eval(argv: list[str]) -> int:
     started = time.monotonic()
     scores = score_generator(build_evaluator(cfg, data, device), g, cfg.model.z_dim, cfg.seed, device)
     seconds = time.monotonic() - started
+    summary = run.read_summary()
+    if summary is None:
+        raise CheckpointError(f"{run.summary_path}: missing; only a run that started can be evaluated")
     if args.checkpoint == "best":  # the summary's scores stay those of the final generator
-        run.update_summary(best_checkpoint_scores={**scores, "step": ckpt.get("step"), "evaluated_at": now_iso()})
+        summary.best_checkpoint_scores = {**scores, "step": ckpt.get("step"), "evaluated_at": now_iso()}
     else:
-        run.update_summary(**scores, evaluated_at=now_iso(), evaluated_step=ckpt.get("step"))
+        summary.set_scores(scores)
+        summary.evaluated_step = ckpt.get("step")
+    run.write_summary(summary)
     shown = "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in scores.items())
     console.print(f"{args.checkpoint} checkpoint (step {ckpt.get('step')}): {shown}  ({seconds:.1f}s)", markup=False)
     console.print(f"run folder: {run.path}")

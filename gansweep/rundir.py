@@ -1,4 +1,5 @@
-"""The run folder: the one place that knows its layout (see docs/run-folder.md).
+"""The run folder: its layout, its typed records and their readers and writers
+(see docs/run-folder.md). Everything else reads and writes runs only through here.
 
 Everything that matters is written atomically (gansweep.atomic), so a killed process
 leaves either the previous version or the new one, never half a file. torch is
@@ -7,30 +8,230 @@ imported only where checkpoints are read or written, so readers stay light.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
+import os
+from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Optional
 
 import yaml
 
-from gansweep.atomic import (
-    atomic_write,
-    json_safe,
-    write_json_atomic,
-    write_text_atomic,
-)
-from gansweep.errors import CheckpointError
+from gansweep.atomic import atomic_write, json_safe, write_json_atomic, write_text_atomic
+from gansweep.errors import CheckpointError, RunFolderError
+from gansweep.scores import SCORES
 
 SUMMARY = "summary.json"
 METRICS = "metrics.jsonl"
 CONFIG = "config.yaml"
 OVERRIDES = "overrides.yaml"
+SAMPLES = "samples"
+CHECKPOINTS = "checkpoints"
+# Folders inside a run that never hold other runs; not walking them keeps discovery fast.
+INNER_DIRS = frozenset({SAMPLES, CHECKPOINTS, ".hydra", "__pycache__", ".git"})
+# Enough bytes of metrics.jsonl to hold the last few dozen train lines (~300 bytes each).
+TAIL_BYTES = 32 * 1024
 
 
 def now_iso() -> str:
     """Current UTC time as ISO 8601, to the second."""
     return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+class Status(str, Enum):
+    """A run's status, with what it means to a sweep and how it is shown.
+
+    ``trial_state`` is the name of the Optuna TrialState a sweep trial with this status
+    ends in (one mapping, read by the sweep, its live view, its outputs and the report);
+    only COMPLETE trials carry objective values. ``final`` is the one definition of a
+    finished run: its outcome will not change (interrupted and running runs continue).
+    """
+
+    running = "running"
+    completed = "completed"
+    diverged = "diverged"
+    collapsed = "collapsed"
+    overpowered = "overpowered"
+    pruned = "pruned"
+    interrupted = "interrupted"
+    failed = "failed"
+
+    @property
+    def trial_state(self) -> str:
+        return _STATUS_INFO[self][0]
+
+    @property
+    def final(self) -> bool:
+        return _STATUS_INFO[self][1]
+
+    @property
+    def style(self) -> str:
+        """rich style of the status in tables."""
+        return _STATUS_INFO[self][2]
+
+    @property
+    def has_objective(self) -> bool:
+        """The run's final scores are objective values (it ran its whole budget)."""
+        return self.trial_state == "COMPLETE"
+
+
+_STATUS_INFO = {  # status: (Optuna trial state, final, style)
+    Status.running: ("RUNNING", False, "cyan"),
+    Status.completed: ("COMPLETE", True, "green"),
+    Status.diverged: ("PRUNED", True, "bold red"),
+    Status.collapsed: ("PRUNED", True, "magenta"),
+    Status.overpowered: ("PRUNED", True, "magenta"),
+    Status.pruned: ("PRUNED", True, "dim"),
+    Status.interrupted: ("FAIL", False, "yellow"),
+    Status.failed: ("FAIL", True, "red"),
+}
+
+
+class StopKind(str, Enum):
+    """Why a run ended before its budget; each kind implies the run's status."""
+
+    diverged = "diverged"
+    mode_collapse = "mode_collapse"
+    d_overpowering = "d_overpowering"
+    pruned = "pruned"
+    interrupted = "interrupted"
+    failed = "failed"
+
+    @property
+    def status(self) -> Status:
+        return _STOP_STATUS[self]
+
+
+_STOP_STATUS = {
+    StopKind.diverged: Status.diverged,
+    StopKind.mode_collapse: Status.collapsed,
+    StopKind.d_overpowering: Status.overpowered,
+    StopKind.pruned: Status.pruned,
+    StopKind.interrupted: Status.interrupted,
+    StopKind.failed: Status.failed,
+}
+
+
+@dataclass(frozen=True)
+class StopReason:
+    """A structured stop reason: what, at which step, and the details in words."""
+
+    kind: StopKind
+    step: Optional[int]
+    detail: str = ""
+
+    def __str__(self) -> str:
+        where = f" at step {self.step}" if self.step is not None else ""
+        return f"{self.kind.value.replace('_', ' ')}{where}" + (f": {self.detail}" if self.detail else "")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind.value, "step": self.step, "detail": self.detail}
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> "StopReason":
+        return cls(StopKind(obj["kind"]), obj.get("step"), obj.get("detail") or "")
+
+
+@dataclass
+class SweepMembership:
+    """What a sweep trial's summary says about its sweep."""
+
+    name: str
+    trial: int
+    params: dict[str, Any] = field(default_factory=dict)
+    objectives: list[str] = field(default_factory=list)
+    retry_of: Optional[int] = None
+    base_config: bool = False  # the sweep's starting point, never stopped as collapsed
+    confirm_of: Optional[int] = None  # a confirmation run: retrains trial confirm_of with a new seed
+
+
+@dataclass
+class RunSummary:
+    """summary.json: one run's state, hyperparameters, progress and scores."""
+
+    status: Status
+    run_dir: str
+    model: str
+    data: str
+    loss: str
+    lr: float
+    lr_g: float
+    lr_d: float
+    batch_size: int
+    beta1: float
+    beta2: float
+    seed: int
+    total_steps: int
+    device: str = "cpu"
+    torch_version: str = ""
+    stop_reason: Optional[StopReason] = None
+    steps: int = 0
+    images_seen: int = 0
+    epochs: float = 0.0
+    wall_time_s: float = 0.0
+    images_per_s: Optional[float] = None
+    started_at: str = field(default_factory=now_iso)
+    updated_at: str = field(default_factory=now_iso)
+    finished_at: Optional[str] = None
+    scores: dict[str, float] = field(default_factory=dict)
+    """The last evaluation's scores, names from the score registry."""
+    provenance: dict[str, Any] = field(default_factory=dict)
+    """How the scores were computed: n_fake, n_real, feature_net, feature_net_sha256, feature_domain."""
+    best_fid: Optional[float] = None
+    best_fid_step: Optional[int] = None
+    last_train: dict[str, float] = field(default_factory=dict)
+    """The last logged training values: loss_d, loss_g, d_real, d_fake, grad_norm_d, grad_norm_g."""
+    sweep: Optional[SweepMembership] = None
+    best_checkpoint_scores: Optional[dict[str, Any]] = None
+    evaluated_step: Optional[int] = None
+
+    def set_scores(self, scores: dict[str, Any]) -> None:
+        """Split an evaluator's output into registered scores and their provenance."""
+        self.scores = {k: v for k, v in scores.items() if k in SCORES or k == "modes_total"}
+        self.provenance = {k: v for k, v in scores.items() if k not in self.scores}
+
+    def stop(self, reason: Optional[StopReason]) -> None:
+        """Record how the run ended: completed without a reason, else the reason's status."""
+        self.stop_reason = reason
+        self.status = Status.completed if reason is None else reason.kind.status
+
+    def to_json(self) -> dict[str, Any]:
+        obj = dataclasses.asdict(self)
+        obj["status"] = self.status.value
+        obj["stop_reason"] = self.stop_reason.to_json() if self.stop_reason else None
+        return obj
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> "RunSummary":
+        """Parse summary.json; raises ValueError/KeyError/TypeError on a malformed one."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {k: v for k, v in obj.items() if k in known}
+        kwargs["status"] = Status(obj["status"])
+        if obj.get("stop_reason") is not None:
+            kwargs["stop_reason"] = StopReason.from_json(obj["stop_reason"])
+        if obj.get("sweep") is not None:
+            kwargs["sweep"] = SweepMembership(**obj["sweep"])
+        return cls(**kwargs)
+
+
+def parse_jsonl(text: str, source: Path) -> list[dict[str, Any]]:
+    """The rows of a JSONL text. A torn last line (a kill mid-write) is dropped; a damaged
+    line before it is a RunFolderError, since it means the file was changed by hand."""
+    lines = text.splitlines()
+    rows = []
+    for i, line in enumerate(lines):
+        try:
+            row = json.loads(line)
+            if not isinstance(row, dict):
+                raise ValueError("not an object")
+        except ValueError:
+            if i == len(lines) - 1 and not text.endswith("\n"):
+                break
+            raise RunFolderError(f"{source}: line {i + 1} is not a JSON object; repair or delete that line") from None
+        rows.append(row)
+    return rows
 
 
 class RunFolder:
@@ -53,15 +254,20 @@ class RunFolder:
 
     @property
     def last_checkpoint(self) -> Path:
-        return self.path / "checkpoints" / "last.pt"
+        return self.path / CHECKPOINTS / "last.pt"
 
     @property
     def best_checkpoint(self) -> Path:
-        return self.path / "checkpoints" / "best.pt"
+        return self.path / CHECKPOINTS / "best.pt"
 
     def sample_path(self, step: int) -> Path:
         """Where the sample grid (or scatter) of a step goes."""
-        return self.path / "samples" / f"step_{step:07d}.png"
+        return self.path / SAMPLES / f"step_{step:07d}.png"
+
+    def latest_sample(self) -> Optional[Path]:
+        """The sample grid of the highest step, or None."""
+        steps = [(int(p.stem[5:]), p) for p in (self.path / SAMPLES).glob("step_*.png") if p.stem[5:].isdigit()]
+        return max(steps)[1] if steps else None
 
     def create(self, config_yaml: str, overrides: Iterable[str]) -> None:
         """Make the folder and store the config that produced it."""
@@ -69,22 +275,37 @@ class RunFolder:
         self.summary_path.unlink(missing_ok=True)  # a fresh run: no keys left from an earlier run here
         write_text_atomic(self.config_path, config_yaml)
         write_text_atomic(self.path / OVERRIDES, yaml.safe_dump(list(overrides)))
+        write_text_atomic(self.metrics_path, "")
 
-    def read_summary(self) -> dict[str, Any]:
-        """The summary, or {} when there is none yet."""
-        if not self.summary_path.exists():
+    def read_config(self) -> dict[str, Any]:
+        """config.yaml as a mapping ({} when absent); RunFolderError when damaged."""
+        if not self.config_path.is_file():
             return {}
         try:
-            return json.loads(self.summary_path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise CheckpointError(f"{self.summary_path}: unreadable ({exc}); delete it to start the summary anew") from None
+            config = yaml.load(self.config_path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        except yaml.YAMLError as exc:
+            raise RunFolderError(f"{self.config_path}: not valid YAML ({type(exc).__name__})") from None
+        if not isinstance(config, dict):
+            raise RunFolderError(f"{self.config_path}: not a YAML mapping")
+        return config
 
-    def update_summary(self, **fields: Any) -> dict[str, Any]:
-        """Merge `fields` into summary.json (atomically) and return the result."""
-        summary = self.read_summary()
-        summary.update(fields)
-        summary["updated_at"] = now_iso()
-        write_json_atomic(self.summary_path, summary)
+    def read_summary(self) -> Optional[RunSummary]:
+        """The summary, or None when there is none yet; RunFolderError when damaged."""
+        if not self.summary_path.exists():
+            return None
+        text = self.summary_path.read_text(encoding="utf-8")
+        try:
+            return RunSummary.from_json(json.loads(text))
+        except json.JSONDecodeError as exc:
+            problem = "empty file" if not text.strip() else f"not valid JSON ({exc.msg} at line {exc.lineno})"
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            problem = f"not a gansweep summary ({type(exc).__name__}: {exc})"
+        raise RunFolderError(f"{self.summary_path}: {problem}; delete it to start the summary anew")
+
+    def write_summary(self, summary: RunSummary) -> RunSummary:
+        """Write summary.json atomically (stamping updated_at) and return it."""
+        summary.updated_at = now_iso()
+        write_json_atomic(self.summary_path, summary.to_json())
         return summary
 
     def append_metrics(self, rows: Iterable[dict[str, Any]]) -> None:
@@ -95,19 +316,37 @@ class RunFolder:
                 fh.write(lines)
 
     def read_metrics(self) -> list[dict[str, Any]]:
-        """All complete lines of metrics.jsonl; a torn last line (kill -9) is ignored."""
+        """Every row of metrics.jsonl; a torn last line is ignored, any other damage raised."""
         if not self.metrics_path.exists():
             return []
-        rows = []
-        for line in self.metrics_path.read_text().splitlines():
+        return parse_jsonl(self.metrics_path.read_text(encoding="utf-8"), self.metrics_path)
+
+    def read_train_tail(self, n: int) -> list[dict[str, Any]]:
+        """The last ``n`` train rows of metrics.jsonl (oldest first), reading only its end."""
+        try:
+            with open(self.metrics_path, "rb") as f:
+                size = f.seek(0, os.SEEK_END)
+                f.seek(max(0, size - TAIL_BYTES))
+                chunk = f.read().decode("utf-8", errors="replace")
+        except OSError:
+            return []
+        if size > TAIL_BYTES:
+            chunk = chunk.split("\n", 1)[-1]  # the chunk starts inside a line
+        # Parse only as many of the last lines as it takes (eval rows sit between train rows):
+        # the report reads the tail of every run, and parsing is most of its load time.
+        lines = chunk.splitlines(keepends=True)
+        take = 2 * n
+        while True:
             try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-        return rows
+                rows = [r for r in parse_jsonl("".join(lines[-take:]), self.metrics_path) if r.get("kind") == "train"]
+            except RunFolderError:  # its line number counts from the window, not the file
+                raise RunFolderError(f"{self.metrics_path}: a line near its end is not a JSON object; repair or delete it") from None
+            if len(rows) >= n or take >= len(lines):
+                return rows[len(rows) - min(n, len(rows)):]
+            take *= 2
 
     def truncate_metrics(self, after_step: int) -> None:
-        """Drop lines logged after `after_step`, so a resumed run logs them again once."""
+        """Drop rows logged after `after_step`, so a resumed run logs them again once."""
         rows = [r for r in self.read_metrics() if r.get("step", 0) <= after_step]
         write_text_atomic(self.metrics_path, "".join(json.dumps(r) + "\n" for r in rows))
 
@@ -128,3 +367,15 @@ class RunFolder:
             return torch.load(path, map_location="cpu", weights_only=False)
         except Exception as exc:
             raise CheckpointError(f"{path}: damaged checkpoint ({type(exc).__name__}); start the run anew") from None
+
+
+def find_run_dirs(root: Path) -> list[Path]:
+    """Every folder under ``root`` (itself included) holding a summary.json; runs do not nest."""
+    found: list[Path] = []
+    for current, dirs, files in os.walk(root):
+        if SUMMARY in files:
+            found.append(Path(current))
+            dirs.clear()
+            continue
+        dirs[:] = sorted(d for d in dirs if d not in INNER_DIRS)
+    return found

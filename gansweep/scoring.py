@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Callable
 
@@ -10,6 +11,11 @@ from torch import nn
 
 from gansweep.config import TrainConfig
 from gansweep.data import Dataset, dataset_key
+
+
+def default_cache_dir() -> Path:
+    """$GANSWEEP_CACHE, else ~/.cache/gansweep."""
+    return Path(os.environ.get("GANSWEEP_CACHE") or Path.home() / ".cache" / "gansweep")
 
 
 def build_evaluator(cfg: TrainConfig, data: Dataset, device: torch.device):
@@ -26,14 +32,14 @@ def build_evaluator(cfg: TrainConfig, data: Dataset, device: torch.device):
         mode_threshold=e.mode_threshold,
         mixture_min_count=e.mixture_min_count,
         batch_size=e.batch_size,
-        cache_dir=Path(e.cache_dir),
+        cache_dir=Path(e.cache_dir) if e.cache_dir else default_cache_dir(),
     )
     digits = cfg.data.has_digit_classes
     digit_labels = data.labels if digits else None
     real = RealData(
         kind=kind,
         samples=data.samples,
-        key=dataset_key(cfg.data, data),
+        key=dataset_key(cfg.data, data, cfg.seed),
         labels=digit_labels,
         centers=data.centers,
         std=data.std,

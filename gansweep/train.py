@@ -1,9 +1,10 @@
 """The training loop: one GAN run from a TrainConfig into a run folder.
 
-Reads top to bottom: plan the budget, set up data/models/optimizers (or restore them
-from a checkpoint), then one loop that updates D, updates G, and every so often logs,
-evaluates, draws samples and checkpoints. Callers (the CLI, the sweep) pass hooks that
-may stop the run early by raising ``StopTraining``.
+``train`` reads top to bottom: set up data, models and optimizers, restore them from
+a checkpoint when resuming, then one loop whose body updates D, updates G and hands
+the periodic work (logging, samples, evaluation, checkpoints) to small helpers, and
+finally records how the run ended. Callers (the CLI, the sweep) pass hooks that may
+stop the run early by raising ``StopTraining``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from gansweep.errors import ConfigError, DivergedError
 from gansweep.losses import LOSSES, gradient_penalty
 from gansweep.models import build_models
 from gansweep.progress import ProgressDisplay
-from gansweep.rundir import RunFolder, now_iso
+from gansweep.rundir import RunFolder, RunSummary, Status, StopKind, StopReason, SweepMembership, now_iso
 from gansweep.samples import save_image_grid, save_scatter
 from gansweep.scoring import build_evaluator, score_generator
 
@@ -34,11 +35,10 @@ SCATTER_SAMPLES = 2_000  # points in a 2D scatter
 
 
 class StopTraining(Exception):
-    """Raised by a hook to end the run early with a status (pruned, collapsed...)."""
+    """Raised by a hook to end the run early; the reason's kind sets the run's status."""
 
-    def __init__(self, status: str, reason: str):
-        super().__init__(reason)
-        self.status = status
+    def __init__(self, reason: StopReason):
+        super().__init__(str(reason))
         self.reason = reason
 
 
@@ -52,9 +52,12 @@ class TrainHooks:
 
 @dataclass
 class TrainResult:
-    status: str  # completed, diverged, interrupted, or a hook's status
     run_dir: Path
-    summary: dict[str, Any] = field(default_factory=dict)
+    summary: RunSummary
+
+    @property
+    def status(self) -> Status:
+        return self.summary.status
 
 
 # Small pure helpers ------------------------------------------------------------------
@@ -154,7 +157,46 @@ def stop_on_signal() -> Iterator[list[int]]:
             signal.signal(s, h)
 
 
-# The run -----------------------------------------------------------------------------
+# The run's parts ---------------------------------------------------------------------
+
+
+@dataclass
+class Schedule:
+    """When the periodic work happens, in steps."""
+
+    total: int
+    log_every: int
+    eval_every: int
+    sample_every: int
+    ckpt_every: int
+
+    def due(self, step: int, every_steps: int) -> bool:
+        return step % every_steps == 0 or step == self.total
+
+
+@dataclass
+class Nets:
+    """The models and what updates them; one checkpoint holds all of it."""
+
+    g: nn.Module
+    d: nn.Module
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    sched_g: torch.optim.lr_scheduler.LRScheduler
+    sched_d: torch.optim.lr_scheduler.LRScheduler
+
+
+@dataclass
+class Progress:
+    """What the loop counts; saved in every checkpoint."""
+
+    step: int = 0
+    images_seen: int = 0
+    wall_before: float = 0.0  # training seconds of earlier sessions (resume)
+    best_fid: Optional[float] = None
+    best_fid_step: Optional[int] = None
+    window: list[torch.Tensor] = field(default_factory=list)  # per-step [loss_d, loss_g, D(x), D(G(z))] since the last log line
+    window_start: int = 0
 
 
 def flat_hparams(cfg: TrainConfig) -> dict[str, Any]:
@@ -173,20 +215,30 @@ def flat_hparams(cfg: TrainConfig) -> dict[str, Any]:
     }
 
 
+def build_nets(cfg: TrainConfig, sample_shape: tuple[int, ...], total: int, device: torch.device) -> Nets:
+    """G, D, their Adam optimizers and lr schedules."""
+    g, d = build_models(cfg, sample_shape)
+    g, d = g.to(device), d.to(device)
+    opt_g = torch.optim.Adam(g.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
+    opt_d = torch.optim.Adam(d.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
+    decay = lambda s: lr_factor(s, total, cfg.lr_decay)  # noqa: E731
+    return Nets(g, d, opt_g, opt_d, torch.optim.lr_scheduler.LambdaLR(opt_g, decay), torch.optim.lr_scheduler.LambdaLR(opt_d, decay))
+
+
 def train(
     cfg: TrainConfig,
     run_dir: str | Path,
     overrides: list[str] | tuple[str, ...] = (),
     hooks: TrainHooks | None = None,
-    extra_summary: dict[str, Any] | None = None,
+    sweep: SweepMembership | None = None,
     resume: bool = False,
     quiet: bool = False,
 ) -> TrainResult:
     """Train one GAN into `run_dir`; with resume=True continue from its last checkpoint.
 
-    quiet=True shows no progress (a sweep shows its own table).
-
-    Raises DivergedError (after recording it) when a loss becomes non-finite.
+    ``sweep`` marks a sweep trial in its summary. quiet=True shows no progress (a sweep
+    shows its own table). Raises DivergedError (after recording it) when a loss
+    becomes non-finite.
     """
     hooks = hooks or TrainHooks()
     run = RunFolder(run_dir)
@@ -195,202 +247,215 @@ def train(
     device = pick_device(cfg.device)
     torch.manual_seed(cfg.seed)
 
-    # Load data onto the device.
+    # Load data onto the device and plan the budget.
     data = load_dataset(cfg.data, cfg.seed)
     samples = data.samples.to(device)
     total = plan_steps(cfg, len(data))
-    log_every = min(cfg.log_every, total)
-    eval_every = every(cfg.eval_every, total, 4)
-    sample_every = every(cfg.sample_every, total, 10)
-    ckpt_every = every(cfg.checkpoint_every, total, 10)
+    when = Schedule(total, min(cfg.log_every, total), every(cfg.eval_every, total, 4), every(cfg.sample_every, total, 10), every(cfg.checkpoint_every, total, 10))
 
-    # Build models, losses and optimizers.
-    g, d = build_models(cfg, tuple(samples.shape[1:]))
-    g, d = g.to(device), d.to(device)
+    # Build models, losses, optimizers, batches and the evaluator.
+    nets = build_nets(cfg, tuple(samples.shape[1:]), total, device)
+    g, d = nets.g, nets.d
     gan_loss = LOSSES[cfg.loss.name]
-    opt_g = torch.optim.Adam(g.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
-    opt_d = torch.optim.Adam(d.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
-    decay = lambda s: lr_factor(s, total, cfg.lr_decay)  # noqa: E731
-    sched_g = torch.optim.lr_scheduler.LambdaLR(opt_g, decay)
-    sched_d = torch.optim.lr_scheduler.LambdaLR(opt_d, decay)
+    to_p = torch.sigmoid if gan_loss.probabilities else (lambda t: t)
     batches = Batches(samples, cfg.batch_size, torch.Generator(device=device).manual_seed(cfg.seed))
     z_dim = cfg.model.z_dim
     n_fixed = SCATTER_SAMPLES if data.is_points else GRID_SAMPLES
     fixed_z = torch.randn(n_fixed, z_dim, generator=torch.Generator().manual_seed(cfg.seed + 1)).to(device)
     evaluator = build_evaluator(cfg, data, device) if cfg.eval.enabled else None
 
-    step, images_seen, wall_before, best = 0, 0, 0.0, {"best_fid": None, "best_fid_step": None}
-    window: list[torch.Tensor] = []  # per-step [loss_d, loss_g, D(x), D(G(z))] since the last log line
-    window_start = 0
+    # Restore a checkpoint, or start a fresh folder.
     if resume:
-        ckpt = run.load_checkpoint()
-        g.load_state_dict(ckpt["g"])
-        d.load_state_dict(ckpt["d"])
-        opt_g.load_state_dict(ckpt["opt_g"])
-        opt_d.load_state_dict(ckpt["opt_d"])
-        sched_g.load_state_dict(ckpt["sched_g"])
-        sched_d.load_state_dict(ckpt["sched_d"])
-        batches.load(ckpt["batches"])
-        torch.set_rng_state(ckpt["rng_cpu"])
-        if device.type == "cuda" and ckpt.get("rng_cuda") is not None:
-            torch.cuda.set_rng_state(ckpt["rng_cuda"])
-        step, images_seen, wall_before = ckpt["step"], ckpt["images_seen"], ckpt["wall_time_s"]
-        best = ckpt["best"]
-        window, window_start = [row.to(device) for row in ckpt["window"]], ckpt["window_start"]
-        run.truncate_metrics(after_step=step)
+        at = restore(run.load_checkpoint(), nets, batches, device)
+        run.truncate_metrics(after_step=at.step)
+        summary = run.read_summary() or _new_summary(cfg, run, total, device, sweep)
     else:
+        at = Progress()
         run.create(to_yaml(cfg), overrides)
-        run.metrics_path.write_text("")
+        summary = _new_summary(cfg, run, total, device, sweep)
+    summary.status, summary.stop_reason, summary.finished_at = Status.running, None, None
+    run.write_summary(summary)
 
-    def checkpoint_state() -> dict[str, Any]:
-        return {
-            "g": g.state_dict(), "d": d.state_dict(),
-            "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
-            "sched_g": sched_g.state_dict(), "sched_d": sched_d.state_dict(),
-            "batches": batches.state(), "rng_cpu": torch.get_rng_state(),
-            "rng_cuda": torch.cuda.get_rng_state() if device.type == "cuda" else None,
-            "step": step, "images_seen": images_seen, "wall_time_s": wall_before + (time.monotonic() - t0),
-            "best": best, "fixed_z": fixed_z.cpu(), "config": to_yaml(cfg),
-            "window": [row.cpu() for row in window], "window_start": window_start,
-        }
-
-    summary = run.update_summary(
-        status="running", stop_reason=None, run_dir=str(run.path), total_steps=total,
-        steps=step, images_seen=images_seen, epochs=images_seen / len(data),
-        device=str(device), torch_version=torch.__version__, data_used=data.name,
-        started_at=run.read_summary().get("started_at", now_iso()),
-        **flat_hparams(cfg), **(extra_summary or {}),
-    )
-
-    to_p = torch.sigmoid if gan_loss.probabilities else (lambda t: t)
     t0 = time.monotonic()
-    window_t = time.monotonic()
-    last_row: dict[str, Any] = {}
-    progress = ProgressDisplay(total, step, f"{cfg.model.name} on {data.name}", quiet=quiet)
-    status, reason = "completed", None
+    log = _LogWindow(t0, total)
+    progress = ProgressDisplay(total, at.step, f"{cfg.model.name} on {data.name}", quiet=quiet)
+    wall = lambda: at.wall_before + time.monotonic() - t0  # noqa: E731
+    save = lambda: run.save_checkpoint(checkpoint_state(nets, batches, at, wall(), device))  # noqa: E731
+    reason: Optional[StopReason] = None
     try:
         with stop_on_signal() as caught:
-            while step < total:
+            while at.step < total:
                 if caught:
                     raise KeyboardInterrupt
-                log_now = (step + 1) % log_every == 0 or step + 1 == total
+                log_now = when.due(at.step + 1, when.log_every)
 
                 # (1) Update D: minimise the D loss on a real and a fake batch, n_critic times.
                 for _ in range(cfg.loss.n_critic):
                     real = batches.next()
-                    z = torch.randn(real.shape[0], z_dim, device=device)
-                    fake = g(z)
+                    fake = g(torch.randn(real.shape[0], z_dim, device=device))
                     out_real, out_fake = d(real), d(fake.detach())
                     loss_d = gan_loss.d(out_real, out_fake)
                     if cfg.loss.name == "wgan_gp":
                         loss_d = loss_d + cfg.loss.gp_weight * gradient_penalty(d, real, fake.detach())
-                    opt_d.zero_grad(set_to_none=True)
+                    nets.opt_d.zero_grad(set_to_none=True)
                     loss_d.backward()
                     gn_d = grad_norm(d) if log_now else None
-                    opt_d.step()
-                    images_seen += real.shape[0]
+                    nets.opt_d.step()
+                    at.images_seen += real.shape[0]
 
                 # (2) Update G: make D score the fakes as real.
                 loss_g = gan_loss.g(d(fake))
-                opt_g.zero_grad(set_to_none=True)
+                nets.opt_g.zero_grad(set_to_none=True)
                 loss_g.backward()
                 gn_g = grad_norm(g) if log_now else None
-                opt_g.step()
-                sched_g.step()
-                sched_d.step()
-                step += 1
-
+                nets.opt_g.step()
+                nets.sched_g.step()
+                nets.sched_d.step()
+                at.step += 1
                 with torch.no_grad():
-                    window.append(torch.stack([loss_d.detach(), loss_g.detach(), to_p(out_real).mean(), to_p(out_fake).mean()]))
+                    at.window.append(torch.stack([loss_d.detach(), loss_g.detach(), to_p(out_real).mean(), to_p(out_fake).mean()]))
 
-                # Log the window: one host sync per log_every steps.
+                # (3) Log, draw, score and checkpoint when due.
                 if log_now:
-                    stats = torch.stack(window).cpu()
-                    now = time.monotonic()
-                    mean = stats.mean(dim=0).tolist()
-                    last_row = {
-                        "kind": "train", "step": step, "epoch": images_seen / len(data), "images_seen": images_seen,
-                        "loss_d": mean[0], "loss_g": mean[1], "d_real": mean[2], "d_fake": mean[3],
-                        "grad_norm_d": float(gn_d), "grad_norm_g": float(gn_g),
-                        "lr": cfg.lr * decay(step), "lr_g": sched_g.get_last_lr()[0], "lr_d": sched_d.get_last_lr()[0],
-                        "images_per_s": len(window) * batches.batch_size * cfg.loss.n_critic / max(now - window_t, 1e-9),
-                        "time_s": wall_before + now - t0,
-                    }
-                    run.append_metrics([last_row])
-                    _raise_if_nonfinite(stats, window_start)
-                    if not all(math.isfinite(last_row[k]) for k in ("grad_norm_d", "grad_norm_g")):
-                        raise DivergedError(f"diverged: non-finite gradient at step {step} (try a lower lr)")
-                    window, window_start, window_t = [], step, now
-                    progress.update(step, last_row)
+                    row = log.row(at, cfg, len(data), batches.batch_size, gn_d, gn_g, wall())
+                    run.append_metrics([row])  # a diverged window is logged too, its NaNs as null
+                    summary.last_train = {k: row[k] for k in TRAIN_KEYS}
+                    _raise_if_nonfinite(torch.stack(at.window).cpu(), at.window_start, row)
+                    at.window, at.window_start = [], at.step
+                    progress.update(at.step, row)
                     if hooks.on_log:
-                        hooks.on_log(last_row)
-
-                sample_now = step % sample_every == 0 or step == total
-                eval_now = evaluator is not None and (step % eval_every == 0 or step == total)
-                ckpt_now = step % ckpt_every == 0 or step == total
-
-                # Never sample, score or checkpoint a diverged model (a check between log lines costs one sync).
-                if (sample_now or eval_now or ckpt_now) and window:
-                    _raise_if_nonfinite(torch.stack(window).cpu(), window_start)
-
-                # Draw samples from the fixed noise.
+                        hooks.on_log(row)
+                sample_now, ckpt_now = when.due(at.step, when.sample_every), when.due(at.step, when.ckpt_every)
+                eval_now = evaluator is not None and when.due(at.step, when.eval_every)
+                if (sample_now or eval_now or ckpt_now) and at.window:
+                    _raise_if_nonfinite(torch.stack(at.window).cpu(), at.window_start)  # never keep a diverged model
                 if sample_now:
-                    _save_samples(g, fixed_z, data, run.sample_path(step), f"step {step}")
-
-                # Evaluate metrics.
+                    _save_samples(g, fixed_z, data, run.sample_path(at.step), f"step {at.step}")
                 if eval_now:
-                    scores = _evaluate(evaluator, g, cfg, device, run, step, images_seen, len(data), progress)
-                    if scores.get("fid") is not None and (best["best_fid"] is None or scores["fid"] < best["best_fid"]):
-                        best = {"best_fid": scores["fid"], "best_fid_step": step}
-                        run.save_checkpoint({"g": g.state_dict(), "step": step, "fid": scores["fid"], "config": to_yaml(cfg)}, run.best_checkpoint)
-                    summary = run.update_summary(**scores, **best)
+                    scores = _evaluate(evaluator, g, cfg, device, run, at, len(data), progress)
+                    _record_scores(run, summary, nets, at, scores)
                     if hooks.on_eval:
-                        hooks.on_eval(step, total, scores)
-
-                # Checkpoint.
+                        hooks.on_eval(at.step, total, scores)
                 if ckpt_now:
-                    run.save_checkpoint(checkpoint_state())
-                    summary = run.update_summary(**_progress_fields(step, images_seen, len(data), wall_before + time.monotonic() - t0, last_row))
+                    save()
+                    _record_progress(summary, at, len(data), wall())
+                    run.write_summary(summary)
     except DivergedError as exc:
-        status, reason = "diverged", str(exc)
+        reason = StopReason(StopKind.diverged, exc.step, "non-finite loss or gradient (try a lower lr)")
     except StopTraining as exc:
-        status, reason = exc.status, exc.reason
-        run.save_checkpoint(checkpoint_state())
+        reason = exc.reason
+        save()
     except KeyboardInterrupt:
-        status, reason = "interrupted", f"interrupted at step {step}; continue with: gansweep train resume={run.path}"
-        run.save_checkpoint(checkpoint_state())
+        reason = StopReason(StopKind.interrupted, at.step, f"continue with: gansweep train resume={run.path}")
+        save()
     except BaseException as exc:
-        progress.close()
-        run.update_summary(status="failed", stop_reason=f"{type(exc).__name__}: {exc}".splitlines()[0])
+        summary.stop(StopReason(StopKind.failed, at.step, f"{type(exc).__name__}: {exc}".splitlines()[0]))
+        run.write_summary(summary)
         raise
     finally:
         progress.close()
 
-    wall = wall_before + time.monotonic() - t0
-    summary = run.update_summary(
-        status=status, stop_reason=reason, finished_at=now_iso(),
-        **_progress_fields(step, images_seen, len(data), wall, last_row),
+    # Record how the run ended.
+    summary.stop(reason)
+    summary.finished_at = now_iso() if summary.status.final else None
+    _record_progress(summary, at, len(data), wall())
+    run.write_summary(summary)
+    if summary.status is Status.diverged:
+        raise DivergedError(f"{reason}; run folder: {run.path}", step=reason.step if reason else None)
+    return TrainResult(run.path, summary)
+
+
+# What the loop hands off -------------------------------------------------------------
+
+# The training values a train line logs that the summary keeps as the run's last ones.
+TRAIN_KEYS = ("loss_d", "loss_g", "d_real", "d_fake", "grad_norm_d", "grad_norm_g")
+
+
+def _new_summary(cfg: TrainConfig, run: RunFolder, total: int, device: torch.device, sweep: SweepMembership | None) -> RunSummary:
+    return RunSummary(
+        status=Status.running, run_dir=str(run.path), total_steps=total, device=str(device),
+        torch_version=torch.__version__, sweep=sweep, **flat_hparams(cfg),
     )
-    if status == "diverged":
-        raise DivergedError(f"{reason}; run folder: {run.path}")
-    return TrainResult(status, run.path, summary)
 
 
-def _raise_if_nonfinite(stats: torch.Tensor, window_start: int) -> None:
-    """DivergedError naming the first step of the window whose losses are not finite."""
+def checkpoint_state(nets: Nets, batches: Batches, at: Progress, wall: float, device: torch.device) -> dict[str, Any]:
+    """Everything a resume needs to continue bit for bit."""
+    return {
+        "g": nets.g.state_dict(), "d": nets.d.state_dict(),
+        "opt_g": nets.opt_g.state_dict(), "opt_d": nets.opt_d.state_dict(),
+        "sched_g": nets.sched_g.state_dict(), "sched_d": nets.sched_d.state_dict(),
+        "batches": batches.state(), "rng_cpu": torch.get_rng_state(),
+        "rng_cuda": torch.cuda.get_rng_state() if device.type == "cuda" else None,
+        "step": at.step, "images_seen": at.images_seen, "wall_time_s": wall,
+        "best": {"best_fid": at.best_fid, "best_fid_step": at.best_fid_step},
+        "window": [row.cpu() for row in at.window], "window_start": at.window_start,
+    }
+
+
+def restore(ckpt: dict[str, Any], nets: Nets, batches: Batches, device: torch.device) -> Progress:
+    """Load a checkpoint_state back into the nets and batches; return the loop's counters."""
+    for name in ("g", "d", "opt_g", "opt_d", "sched_g", "sched_d"):
+        getattr(nets, name).load_state_dict(ckpt[name])
+    batches.load(ckpt["batches"])
+    torch.set_rng_state(ckpt["rng_cpu"])
+    if device.type == "cuda" and ckpt.get("rng_cuda") is not None:
+        torch.cuda.set_rng_state(ckpt["rng_cuda"])
+    return Progress(
+        step=ckpt["step"], images_seen=ckpt["images_seen"], wall_before=ckpt["wall_time_s"],
+        best_fid=ckpt["best"]["best_fid"], best_fid_step=ckpt["best"]["best_fid_step"],
+        window=[row.to(device) for row in ckpt["window"]], window_start=ckpt["window_start"],
+    )
+
+
+class _LogWindow:
+    """Turns the steps since the last log line into one train row: one host sync per line."""
+
+    def __init__(self, t0: float, total: int):
+        self.since = t0
+        self.total = total
+
+    def row(self, at: Progress, cfg: TrainConfig, n_train: int, batch: int,
+            gn_d: Optional[torch.Tensor], gn_g: Optional[torch.Tensor], wall: float) -> dict[str, Any]:
+        now = time.monotonic()
+        mean = torch.stack(at.window).mean(dim=0).tolist()
+        lr = lr_factor(at.step, self.total, cfg.lr_decay)
+        row = {
+            "kind": "train", "step": at.step, "epoch": at.images_seen / n_train, "images_seen": at.images_seen,
+            "loss_d": mean[0], "loss_g": mean[1], "d_real": mean[2], "d_fake": mean[3],
+            "grad_norm_d": float(gn_d), "grad_norm_g": float(gn_g),
+            "lr": cfg.lr * lr, "lr_g": cfg.lr_g * lr, "lr_d": cfg.lr_d * lr,
+            "images_per_s": len(at.window) * batch * cfg.loss.n_critic / max(now - self.since, 1e-9),
+            "time_s": wall,
+        }
+        self.since = now
+        return row
+
+
+def _raise_if_nonfinite(stats: torch.Tensor, window_start: int, row: Optional[dict[str, Any]] = None) -> None:
+    """DivergedError naming the first step of the window whose losses (or logged gradient norms) are not finite."""
     finite = torch.isfinite(stats).all(dim=1)
     if not bool(finite.all()):
         bad = window_start + int((~finite).nonzero()[0]) + 1
-        raise DivergedError(f"diverged: non-finite loss at step {bad} (try a lower lr)")
+        raise DivergedError(f"diverged: non-finite loss at step {bad} (try a lower lr)", step=bad)
+    if row is not None and not all(math.isfinite(row[k]) for k in ("grad_norm_d", "grad_norm_g")):
+        raise DivergedError(f"diverged: non-finite gradient at step {row['step']} (try a lower lr)", step=row["step"])
 
 
-def _progress_fields(step: int, images_seen: int, n_train: int, wall: float, row: dict[str, Any]) -> dict[str, Any]:
-    fields = {
-        "steps": step, "images_seen": images_seen, "epochs": images_seen / n_train,
-        "wall_time_s": wall, "images_per_s": images_seen / wall if wall > 0 else None,
-    }
-    fields.update({k: row[k] for k in ("loss_d", "loss_g", "d_real", "d_fake", "grad_norm_d", "grad_norm_g") if k in row})
-    return fields
+def _record_progress(summary: RunSummary, at: Progress, n_train: int, wall: float) -> None:
+    summary.steps, summary.images_seen, summary.epochs = at.step, at.images_seen, at.images_seen / n_train
+    summary.wall_time_s, summary.images_per_s = wall, (at.images_seen / wall if wall > 0 else None)
+
+
+def _record_scores(run: RunFolder, summary: RunSummary, nets: Nets, at: Progress, scores: dict[str, Any]) -> None:
+    """Put an evaluation in the summary; keep G as best.pt when its FID is the best yet."""
+    fid = scores.get("fid")
+    if fid is not None and (at.best_fid is None or fid < at.best_fid):
+        at.best_fid, at.best_fid_step = fid, at.step
+        run.save_checkpoint({"g": nets.g.state_dict(), "step": at.step, "fid": fid}, run.best_checkpoint)
+    summary.set_scores(scores)
+    summary.best_fid, summary.best_fid_step = at.best_fid, at.best_fid_step
+    summary.evaluated_step = at.step
+    run.write_summary(summary)
 
 
 @torch.no_grad()
@@ -408,18 +473,18 @@ def _save_samples(g: nn.Module, fixed_z: torch.Tensor, data: Dataset, path: Path
 
 def _evaluate(
     evaluator: Callable, g: nn.Module, cfg: TrainConfig, device: torch.device, run: RunFolder,
-    step: int, images_seen: int, n_train: int, progress: ProgressDisplay,
+    at: Progress, n_train: int, progress: ProgressDisplay,
 ) -> dict[str, Any]:
     """Score G now and log an eval row."""
     t = time.monotonic()
     scores = score_generator(evaluator, g, cfg.model.z_dim, cfg.seed, device)
     eval_time = time.monotonic() - t
-    row = {"kind": "eval", "step": step, "epoch": images_seen / n_train, "images_seen": images_seen, "eval_time_s": eval_time}
+    row = {"kind": "eval", "step": at.step, "epoch": at.images_seen / n_train, "images_seen": at.images_seen, "eval_time_s": eval_time}
     run.append_metrics([{**row, **scores}])
     shown = ", ".join(
         f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
         for k, v in scores.items()
         if isinstance(v, (int, float)) and not k.startswith("n_")
     )
-    progress.note(f"eval @ step {step}: {shown} ({eval_time:.1f}s)")
+    progress.note(f"eval @ step {at.step}: {shown} ({eval_time:.1f}s)")
     return scores

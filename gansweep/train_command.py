@@ -9,65 +9,26 @@ stored in its folder.
 
 from __future__ import annotations
 
-import re
+import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import hydra
-from hydra import compose, initialize_config_dir, initialize_config_module
 from hydra._internal.utils import get_args_parser
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.errors import MissingConfigException
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from gansweep.config import from_yaml_file, one_line, register_configs, to_train_config
-from gansweep.errors import ConfigError, GansweepError
+from gansweep.config import compose_config, from_yaml_file, one_line, register_configs, to_train_config
+from gansweep.errors import ConfigError, GansweepError, os_error_line
 from gansweep.progress import console, err_console
-from gansweep.rundir import RunFolder
+from gansweep.rundir import RunFolder, Status
 from gansweep.train import train
 
-CONFIG_MODULE = "gansweep.conf"
-
 register_configs()
-
-
-def _hydra_error_line(override_list: list[str], exc: BaseException) -> str:
-    """One readable line from Hydra's multi-line composition errors."""
-    if isinstance(exc, MissingConfigException) and exc.missing_cfg_file:
-        group, _, option = str(exc.missing_cfg_file).rpartition("/")
-        options = ", ".join(o for o in exc.options or [] if not o.endswith("_schema"))
-        return f"{group}={option}: no such option; choose one of {options}"
-    cause = exc.__cause__ or exc.__context__
-    if cause is None:
-        return one_line(exc)
-    text = one_line(cause)
-    unknown = re.match(r"Key '([^']+)' not in", text)
-    key = unknown.group(1) if unknown else text.split(":", 1)[0]
-    override = next((o for o in override_list if o.lstrip("+~").split("=", 1)[0] == key), None)
-    if override is not None:
-        text = f"{override}: {text if unknown else text.split(':', 1)[1].strip()}"
-    hint = " (gansweep train --cfg job lists every key)" if "not in" in text else ""
-    return text + hint
-
-
-def compose_config(overrides: list[str], config_name: str = "config", config_dir: str | None = None) -> DictConfig:
-    """Compose conf/config.yaml (or `config_name` from `config_dir`, which may extend it)
-    with overrides; raises ConfigError in one line."""
-    try:
-        if config_dir is None:
-            with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
-                return compose(config_name=config_name, overrides=overrides)
-        if not Path(config_dir).is_dir():
-            raise ConfigError(f"--config-dir {config_dir}: no such folder")
-        with initialize_config_dir(config_dir=str(Path(config_dir).resolve()), version_base="1.3"):
-            return compose(config_name=config_name, overrides=[f"hydra.searchpath=[pkg://{CONFIG_MODULE}]", *overrides])
-    except GansweepError:
-        raise
-    except Exception as exc:
-        raise ConfigError(_hydra_error_line(overrides, exc)) from None
 
 
 def override_variants(overrides: list[str]) -> list[list[str]]:
@@ -104,21 +65,38 @@ def _hydra_task(cfg: DictConfig) -> None:
     run_dir = Path(hc.runtime.output_dir)
     try:
         result = train(to_train_config(cfg), run_dir, list(hc.overrides.task))
-        if result.status == "interrupted":
-            err_console.print(result.summary.get("stop_reason"))
+        if result.status is Status.interrupted:
+            err_console.print(str(result.summary.stop_reason))
             _exit_codes.append(130)
             if hc.mode == RunMode.MULTIRUN:  # stop the remaining jobs too, as Ctrl-C means
                 console.print(f"run folder: {run_dir}")
                 raise KeyboardInterrupt
-    except GansweepError as exc:
-        err_console.print(f"error: {exc}")
-        _exit_codes.append(exc.exit_code)
+    except (GansweepError, OSError) as exc:
+        is_os = isinstance(exc, OSError)
+        err_console.print(f"error: {os_error_line(exc) if is_os else exc}")
+        _exit_codes.append(2 if is_os else exc.exit_code)
         if RunFolder(run_dir).summary_path.exists():
             console.print(f"run folder: {run_dir}")
         else:
             _remove_unstarted(run_dir)
         return
     console.print(f"run folder: {run_dir}")
+
+
+def _check_output_dirs(overrides: list[str]) -> None:
+    """Try a hydra.run.dir / hydra.sweep.dir override's folder, so that an unwritable one
+    is a one-line error here rather than a traceback inside Hydra. Nothing is left behind."""
+    for override in overrides:
+        key, _, value = override.partition("=")
+        if key not in ("hydra.run.dir", "hydra.sweep.dir") or not value or "${" in value:
+            continue
+        existing = Path(value).absolute()
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        try:
+            os.rmdir(tempfile.mkdtemp(dir=existing, prefix=".gansweep-probe-"))
+        except OSError as exc:
+            raise ConfigError(f"{key}={value}: cannot create it ({exc.strerror} in {existing}); choose a writable folder") from None
 
 
 def _remove_unstarted(run_dir: Path) -> None:
@@ -139,14 +117,14 @@ def _resume(run_dir: str, other: list[str]) -> int:
     if not run.config_path.is_file():
         raise ConfigError(f"resume={run_dir}: not a run folder (no config.yaml); give the folder a run printed at its end")
     cfg = from_yaml_file(str(run.config_path))
-    status = run.read_summary().get("status")
-    if status == "completed":
-        console.print(f"run already completed ({run.read_summary().get('steps')} steps); nothing to do")
+    summary = run.read_summary()
+    if summary is not None and summary.status is Status.completed:
+        console.print(f"run already completed ({summary.steps} steps); nothing to do")
         console.print(f"run folder: {run.path}")
         return 0
     result = train(cfg, run.path, hooks=None, resume=True)
     console.print(f"run folder: {run.path}")
-    return 130 if result.status == "interrupted" else 0
+    return 130 if result.status is Status.interrupted else 0
 
 
 def run_train(argv: list[str]) -> int:
@@ -160,6 +138,7 @@ def run_train(argv: list[str]) -> int:
         return _resume(resume[0].split("=", 1)[1], others)
     if not (args.help or args.hydra_help or args.info or args.shell_completion):
         validate(args.overrides, args.config_name, args.config_dir)
+        _check_output_dirs(args.overrides)
     _exit_codes.clear()
     saved = sys.argv
     sys.argv = ["gansweep train", *argv]

@@ -164,9 +164,15 @@ def test_dataset_key_changes_with_what_the_statistics_depend_on(tmp_path):
     write_images(tmp_path / "a", ["1.png"])
     write_images(tmp_path / "b", ["1.png"])
     keys = {
-        dataset_key(cfg, load_dataset(cfg))
+        dataset_key(cfg, load_dataset(cfg), 0)
         for cfg in (folder_cfg(tmp_path / "a"), folder_cfg(tmp_path / "b"), folder_cfg(tmp_path / "a", image_size=8))
     }
     assert len(keys) == 3
     ring = DataConfig(name="ring8", n_samples=100)
-    assert dataset_key(ring, load_dataset(ring)) == "ring8:n=100:r=1.0:s=2.0:std=0.01"
+    assert dataset_key(ring, load_dataset(ring), 0) == dataset_key(ring, load_dataset(ring), 1) == "ring8:n=100:r=1.0:s=2.0:std=0.01"
+
+
+def test_stacked_mnist_statistics_are_cached_per_seed_that_draws_the_set():
+    cfg = DataConfig(name="stacked_mnist", channels=3)
+    keys = [dataset_key(cfg, load_dataset(cfg, seed), seed) for seed in (0, 1)]
+    assert keys[0] != keys[1] and keys[0].endswith(":seed=0")

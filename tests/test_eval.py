@@ -23,12 +23,14 @@ def scored_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_a_short_dcgan_run_records_every_score_with_its_provenance(scored_run: Path) -> None:
     summary = json.loads((scored_run / "summary.json").read_text())
+    scores, provenance = summary["scores"], summary["provenance"]
     for key in SCORES:
-        assert summary[key] is not None, key
-    assert summary["modes_total"] == 10
-    assert summary["n_fake"] == 300 and summary["n_real"] == 300
-    assert summary["feature_net"] == "digit_cnn" and len(summary["feature_net_sha256"]) == 64
-    assert summary["best_fid"] <= summary["fid"]
+        assert scores[key] is not None, key
+    assert scores["modes_total"] == 10
+    assert provenance["n_fake"] == 300 and provenance["n_real"] == 300
+    assert provenance["feature_net"] == "digit_cnn" and len(provenance["feature_net_sha256"]) == 64
+    assert provenance["feature_domain"] == "digits"
+    assert summary["best_fid"] <= scores["fid"]
     evals = [json.loads(line) for line in (scored_run / "metrics.jsonl").read_text().splitlines() if '"eval"' in line]
     assert [e["step"] for e in evals] == [2, 4, 6, 8]
     assert all(e["eval_time_s"] > 0 for e in evals)
@@ -42,7 +44,7 @@ def test_gansweep_eval_reproduces_the_final_scores(scored_run: Path, capsys: pyt
     assert main(["eval", str(scored_run)]) == 0
     after = json.loads((scored_run / "summary.json").read_text())
     for key in SCORES:
-        assert after[key] == pytest.approx(before[key], rel=1e-9), key
+        assert after["scores"][key] == pytest.approx(before["scores"][key], rel=1e-9), key
     assert after["evaluated_step"] == 8
     assert capsys.readouterr().out.strip().splitlines()[-1].startswith("run folder:")
 
@@ -54,7 +56,7 @@ def test_gansweep_eval_with_another_sample_count_records_it(scored_run: Path, tm
     shutil.copytree(scored_run, copy)
     assert main(["eval", str(copy), "--samples", "100"]) == 0
     summary = json.loads((copy / "summary.json").read_text())
-    assert summary["n_fake"] == 100
+    assert summary["provenance"]["n_fake"] == 100
 
 
 @pytest.mark.parametrize("damage", ["missing", "garbage"])

@@ -23,9 +23,9 @@ from train_helpers import (
 )
 
 from gansweep.config import to_train_config
-from gansweep.rundir import RunFolder
+from gansweep.rundir import RunFolder, Status
 from gansweep.train import TrainHooks, train
-from gansweep.train_command import compose_config
+from gansweep.config import compose_config
 
 BUDGET = 200
 # Every step logged, so a line is one step's values and series compare line by line.
@@ -105,8 +105,8 @@ def test_ctrl_c_leaves_an_interrupted_run_that_resume_continues(tmp_path, uninte
     s = summary(run)
     step = s["steps"]
     assert s["status"] == "interrupted"
-    assert s["stop_reason"] == f"interrupted at step {step}; continue with: gansweep train resume={run}"
-    assert err.strip() == s["stop_reason"]
+    assert s["stop_reason"] == {"kind": "interrupted", "step": step, "detail": f"continue with: gansweep train resume={run}"}
+    assert err.strip() == f"interrupted at step {step}: continue with: gansweep train resume={run}"
     assert 50 <= step < BUDGET
     ckpt = RunFolder(run).load_checkpoint()  # saved on the way out, at the step it stopped
     assert ckpt["step"] == step and ckpt["images_seen"] == s["images_seen"]
@@ -154,7 +154,10 @@ def test_resume_of_a_completed_run_changes_nothing(finished, capsys):
 def _copy_as_stopped(finished: Path, tmp_path: Path) -> Path:
     run = tmp_path / "run"
     shutil.copytree(finished, run)
-    RunFolder(run).update_summary(status="running")
+    folder = RunFolder(run)
+    summary = folder.read_summary()
+    summary.status = Status.running
+    folder.write_summary(summary)
     return run
 
 

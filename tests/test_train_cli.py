@@ -40,7 +40,7 @@ def test_each_model_and_loss_writes_a_complete_run_folder(tmp_path, model, data,
     s = assert_complete_run(run, steps=4, model=model, data=data, loss=loss)
     assert [r["step"] for r in train_rows(run)] == [2, 4]
     if loss == "bce":  # d_real/d_fake are probabilities for bce only
-        assert 0 < s["d_real"] < 1 and 0 < s["d_fake"] < 1
+        assert 0 < s["last_train"]["d_real"] < 1 and 0 < s["last_train"]["d_fake"] < 1
     assert (run / ".hydra" / "config.yaml").is_file()
 
 
@@ -239,6 +239,8 @@ def test_main_returns_the_exit_code_of_an_error_inside_the_run(tmp_path):
 
 # Divergence ---------------------------------------------------------------------------
 
+DIVERGED_AT_1 = "diverged at step 1: non-finite loss or gradient (try a lower lr)"
+
 
 def test_divergence_is_recorded_with_its_step_and_exits_3(tmp_path):
     run = tmp_path / "run"
@@ -248,18 +250,18 @@ def test_divergence_is_recorded_with_its_step_and_exits_3(tmp_path):
     )
     assert proc.returncode == 3
     assert "Traceback" not in proc.stderr + proc.stdout
-    assert proc.stderr.strip() == f"error: diverged: non-finite loss at step 1 (try a lower lr); run folder: {run}"
+    assert proc.stderr.strip() == f"error: {DIVERGED_AT_1}; run folder: {run}"
     s = summary(run)
     assert s["status"] == "diverged"
-    assert s["stop_reason"] == "diverged: non-finite loss at step 1 (try a lower lr)"
+    assert s["stop_reason"] == {"kind": "diverged", "step": 1, "detail": "non-finite loss or gradient (try a lower lr)"}
     assert s["steps"] == 1 and s["total_steps"] == 20
-    assert s["loss_g"] is None  # the diverged window is logged, its NaN losses as null
+    assert s["last_train"]["loss_g"] is None  # the diverged window is logged, its NaN losses as null
     (line,) = (run / "metrics.jsonl").read_text().splitlines()  # the window that diverged, NaN as null
     row = json.loads(line)
     assert row["step"] == s["steps"] and None in (row["loss_d"], row["loss_g"])
     assert not (run / "checkpoints").exists()
     # Still a readable run folder: the report and resume read it the usual way.
-    assert RunFolder(run).read_summary() == s and RunFolder(run).read_metrics() == [row]
+    assert RunFolder(run).read_summary().to_json() == s and RunFolder(run).read_metrics() == [row]
     assert from_yaml_file(str(run / "config.yaml")).lr == 1e6
 
 
@@ -267,7 +269,7 @@ def test_divergence_names_the_step_inside_a_log_window(tmp_path):
     run = tmp_path / "run"
     assert train_cli(*TINY_MLP, "loss=lsgan", "lr=1e6", "steps=20", "log_every=10", f"hydra.run.dir={run}") == 3
     s = summary(run)
-    assert s["status"] == "diverged" and s["stop_reason"] == "diverged: non-finite loss at step 1 (try a lower lr)"
+    assert s["status"] == "diverged" and s["stop_reason"]["step"] == 1
     # Found at step 2, the first sample grid (every 2 steps for 20): a diverged model is never
     # sampled, scored or checkpointed, even between log lines.
     assert s["steps"] == 2
@@ -293,8 +295,46 @@ def test_same_seed_gives_identical_losses_and_another_seed_does_not(tmp_path, ti
 def test_a_fresh_run_in_a_used_folder_starts_a_fresh_summary(tmp_path):
     run = tmp_path / "run"
     assert train_cli(*TINY_MLP, "steps=2", "batch_size=8", f"hydra.run.dir={run}") == 0
-    RunFolder(run).update_summary(fid=12.3, started_at="2000-01-01T00:00:00+00:00")  # as an earlier scored run left it
+    earlier = RunFolder(run).read_summary()  # as an earlier scored run left it
+    earlier.scores["fid"], earlier.started_at = 12.3, "2000-01-01T00:00:00+00:00"
+    RunFolder(run).write_summary(earlier)
     assert train_cli(*TINY_MLP, "steps=3", "batch_size=8", f"hydra.run.dir={run}") == 0
     s = summary(run)
-    assert s["steps"] == 3 and "fid" not in s and s["started_at"] != "2000-01-01T00:00:00+00:00"
+    assert s["steps"] == 3 and "fid" not in s["scores"] and s["started_at"] != "2000-01-01T00:00:00+00:00"
     assert [r["step"] for r in train_rows(run)] == [3]
+
+
+# Folders that cannot be written ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", [
+    ["train", *TINY_MLP, "steps=2", "hydra.run.dir=/proc/gansweep-test/run"],
+    ["sweep", "--dir", "/proc/gansweep-test", "--trials", "1", "model=mlp", "data=ring8", "steps=2"],
+])
+def test_an_unwritable_output_folder_is_one_line_and_exit_2(tmp_path, command):
+    proc = gansweep_process(*command, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "/proc/gansweep-test" in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert list(tmp_path.iterdir()) == []  # nothing half-made in the working directory
+
+
+def test_any_os_error_in_a_command_is_one_line_and_exit_2(monkeypatch, capsys):
+    import gansweep.cli as cli
+
+    def full_disk(argv):
+        raise OSError(28, "No space left on device", "/data/run/summary.json")
+
+    monkeypatch.setitem(cli.COMMANDS, "train", full_disk)
+    assert cli.main(["train"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: /data/run/summary.json: No space left on device; check the path, its permissions and the free space"
+
+
+def test_config_yaml_keeps_no_machine_path_so_a_copied_folder_still_works(tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    assert train_cli(*TINY_MLP, "steps=2", "batch_size=8", f"hydra.run.dir={run}") == 0
+    stored = yaml.safe_load((run / "config.yaml").read_text())
+    assert stored["eval"]["cache_dir"] is None  # looked up where the run is scored, not where it was trained
+    assert str(Path.home()) not in (run / "config.yaml").read_text()

@@ -35,7 +35,7 @@ from gansweep.train import (
     plan_steps,
     stop_on_signal,
 )
-from gansweep.train_command import compose_config
+from gansweep.config import compose_config
 
 LN2 = math.log(2.0)
 
@@ -328,17 +328,6 @@ def test_read_metrics_ignores_a_torn_last_line(tmp_path):
     assert run.read_metrics() == [{"kind": "train", "step": 1, "loss_d": 1.0}, {"kind": "train", "step": 2, "loss_d": None}]
     run.truncate_metrics(after_step=1)
     assert run.metrics_path.read_text() == '{"kind": "train", "step": 1, "loss_d": 1.0}\n'
-
-
-def test_summary_updates_merge_and_a_damaged_summary_says_so(tmp_path):
-    run = RunFolder(tmp_path)
-    assert run.read_summary() == {}
-    run.update_summary(status="running", steps=0)
-    merged = run.update_summary(steps=5)
-    assert (merged["status"], merged["steps"]) == ("running", 5) and merged == run.read_summary()
-    run.summary_path.write_text('{"status": "runn')
-    with pytest.raises(CheckpointError, match=r"summary\.json: unreadable"):
-        run.read_summary()
 
 
 def test_missing_checkpoint_is_a_checkpoint_error(tmp_path):

@@ -26,7 +26,7 @@ TINY_MLP = ["model=mlp", "data=ring8", "model.hidden=16", "model.z_dim=4", "eval
 
 SUMMARY_KEYS = (
     "status", "steps", "epochs", "wall_time_s", "images_per_s", "device", "torch_version", "seed",
-    "model", "data", "data_used", "loss", "lr", "lr_g", "lr_d", "batch_size", "beta1", "beta2",
+    "model", "data", "loss", "lr", "lr_g", "lr_d", "batch_size", "beta1", "beta2",
 )
 METRICS_KEYS = (
     "step", "epoch", "loss_d", "loss_g", "d_real", "d_fake", "grad_norm_d", "grad_norm_g", "lr", "images_per_s",
@@ -94,7 +94,7 @@ def assert_complete_run(run_dir: Path, *, steps: int, model: str, data: str, los
     assert not missing, f"summary.json lacks {missing}"
     assert s["status"] == "completed" and s["stop_reason"] is None
     assert s["steps"] == s["total_steps"] == steps
-    assert (s["model"], s["data"], s["data_used"], s["loss"]) == (model, data, data, loss)
+    assert (s["model"], s["data"], s["loss"]) == (model, data, loss)
     assert (s["lr"], s["lr_g"], s["lr_d"], s["batch_size"], s["beta1"], s["beta2"], s["seed"]) == (
         cfg.lr, cfg.lr_g, cfg.lr_d, cfg.batch_size, cfg.beta1, cfg.beta2, cfg.seed,
     )
@@ -111,7 +111,7 @@ def assert_complete_run(run_dir: Path, *, steps: int, model: str, data: str, los
         assert all(math.isfinite(row[k]) for k in METRICS_KEYS), row
     row_steps = [r["step"] for r in rows]
     assert row_steps == sorted(set(row_steps)) and row_steps[-1] == steps
-    assert s["loss_d"] == rows[-1]["loss_d"] and s["loss_g"] == rows[-1]["loss_g"]
+    assert s["last_train"] == {k: rows[-1][k] for k in LOSS_KEYS}
 
     pngs = sorted((run_dir / "samples").glob("*.png"))
     assert pngs and pngs[-1].name == f"step_{steps:07d}.png"

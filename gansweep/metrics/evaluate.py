@@ -58,7 +58,7 @@ class EvalSettings:
     def __post_init__(self) -> None:
         self.cache_dir = Path(self.cache_dir).expanduser()
         if self.feature_net != "none" and self.feature_net not in FEATURE_NETS:
-            raise ConfigError(f"eval.feature_net={self.feature_net}: choose one of {', '.join([*FEATURE_NETS, 'none'])}")
+            raise ConfigError(f"data.feature_net={self.feature_net}: choose one of {', '.join([*FEATURE_NETS, 'none'])}")
         for name in ("n_samples", "pr_k", "dc_k", "mixture_min_count", "batch_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"eval.{name}={getattr(self, name)}: must be >= 1")
@@ -106,11 +106,11 @@ class Evaluator:
             return
 
         if settings.feature_net == "none":
-            raise ConfigError(f"eval.feature_net=none: image data ({real.key}) needs a feature net")
+            raise ConfigError(f"data.feature_net=none: image data ({real.key}) needs a feature net")
         self.net: FeatureNet = FEATURE_NETS[settings.feature_net](self.device)
         channels = real.samples.shape[1]
         if isinstance(self.net, DigitNet) and real.kind == "image" and channels != 1:
-            raise ConfigError(f"eval.feature_net=digit_cnn scores 1-channel digits; {real.key} has {channels} channels (use inception)")
+            raise ConfigError(f"data.feature_net=digit_cnn scores 1-channel digits; {real.key} has {channels} channels (use inception)")
         # Class modes need the digit classifier: stacked MNIST always, plain images when it is the feature net.
         self.digits: DigitNet | None = None
         if real.kind == "stacked":
@@ -144,7 +144,11 @@ class Evaluator:
         }
         if self.digits is not None:
             scores.update(self._score_modes(torch.cat(probs)))
-        scores.update(n_fake=len(fake), n_real=self.n_real, feature_net=self.net.name, feature_net_sha256=self.net.sha256)
+        # A digit network's FID on non-digit images (fashion_mnist) is not comparable with
+        # published FIDs; the flag travels with the scores into the summary and the report.
+        off_domain = isinstance(self.net, DigitNet) and not self.real.digit_classes
+        scores.update(n_fake=len(fake), n_real=self.n_real, feature_net=self.net.name, feature_net_sha256=self.net.sha256,
+                      feature_domain="digits, not this data" if off_domain else ("digits" if isinstance(self.net, DigitNet) else "imagenet"))
         return scores
 
     # Real statistics ------------------------------------------------------------------
@@ -241,6 +245,7 @@ class Evaluator:
             "modes_total": modes.modes_total,
             "hq_fraction": modes.hq_fraction,
             "mode_kl": modes.mode_kl,
+            "mixture_tv": modes.mixture_tv,
             "n_fake": len(points),
             "feature_net": "none",
         }

@@ -6,6 +6,7 @@ divergences, so each can be checked against a hand-computed answer.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,6 +16,9 @@ import torch
 # lacks gives a large but finite divergence instead of infinity.
 KL_EPS = 1e-10
 STACKED_MODES = 1000
+# Share of a 2D isotropic Gaussian within 3 std of its center (chi-square, 2 dof): the
+# HQ fraction of the real mixture itself.
+REAL_HQ_FRACTION = 1.0 - math.exp(-4.5)
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,7 @@ class MixtureModes:
     modes_total: int
     hq_fraction: float  # share of samples within 3 std of their nearest mode
     mode_kl: float  # KL(HQ mode histogram || uniform), nats
+    mixture_tv: float  # total variation to the real mixture over the modes plus an off-mode bin
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,11 @@ def mixture_modes(points: torch.Tensor, centers: torch.Tensor, std: float, min_c
 
     A point is high quality (HQ) when it lies within 3 std of its nearest center. With no
     HQ points at all, mode_kl is log(M), the value for total collapse onto one mode.
+
+    mixture_tv compares the histogram over M + 1 bins (each mode's HQ samples, then every
+    non-HQ sample) with the real mixture's (REAL_HQ_FRACTION / M per mode, the rest off
+    mode): half the L1 distance, 0 for the exact mixture and near 1 both for one mode
+    and for points sprayed over the plane, which mode_kl alone scores well.
     """
     points, centers = points.double().cpu(), centers.double().cpu()
     dist, nearest = torch.cdist(points, centers).min(dim=1)
@@ -85,7 +95,17 @@ def mixture_modes(points: torch.Tensor, centers: torch.Tensor, std: float, min_c
         modes_total=len(centers),
         hq_fraction=hq.double().mean().item(),
         mode_kl=kl,
+        mixture_tv=mixture_tv(counts, len(points)),
     )
+
+
+def mixture_tv(hq_counts: torch.Tensor, n: int) -> float:
+    """Total variation between (HQ count per mode, off-mode count) / n and the real mixture's shares."""
+    m = len(hq_counts)
+    fake = torch.cat([hq_counts.double(), (n - hq_counts.sum()).reshape(1).double()]) / n
+    real = torch.cat([torch.full((m,), REAL_HQ_FRACTION / m, dtype=torch.float64),
+                      torch.tensor([1.0 - REAL_HQ_FRACTION], dtype=torch.float64)])
+    return 0.5 * torch.sum(torch.abs(fake - real)).item()
 
 
 def stacked_modes(digits: torch.Tensor) -> StackedModes:

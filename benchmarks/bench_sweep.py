@@ -4,15 +4,14 @@
 
 Both sweeps use sweeps/mlp_grid25.yaml, the same seed and trial count, on the CPU.
 Compute is counted as images shown to D over all trials and as the trials' summed
-training time (evaluations included); quality as the best mode_kl and the most modes
-covered by any completed trial. With --out, a finished sweep is not run again (a rerun
+training time (evaluations included); quality as the best mixture_tv (the sweep's
+objective) and the most modes covered by any completed trial. With --out, a finished sweep is not run again (a rerun
 of the same sweep continues its study), so one side can be rerun alone by deleting it.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gansweep.cli import main
+from gansweep.rundir import RunFolder, Status
 
 
 def run_sweep(out: Path, name: str, pruner: str, trials: int, images: int, seed: int) -> dict[str, float]:
@@ -30,16 +30,17 @@ def run_sweep(out: Path, name: str, pruner: str, trials: int, images: int, seed:
     ])
     if code != 0:
         raise SystemExit(f"sweep {name} exited with {code}")
-    summaries = [json.loads(p.read_text()) for p in sorted((out / name).glob("trial_*/summary.json"))]
-    finished = [s for s in summaries if s.get("mode_kl") is not None]
+    summaries = [RunFolder(p).read_summary() for p in sorted((out / name).glob("trial_*"))]
+    summaries = [s for s in summaries if s is not None]
+    completed = [s.scores for s in summaries if s.status is Status.completed]
     return {
         "trials": len(summaries),
-        "pruned": sum(s["status"] == "pruned" for s in summaries),
-        "stopped early": sum(s["status"] in ("collapsed", "diverged") for s in summaries),
-        "images trained": sum(s.get("images_seen", 0) for s in summaries),
-        "training s (all trials)": sum(s.get("wall_time_s") or 0.0 for s in summaries),
-        "best mode_kl": min(s["mode_kl"] for s in finished if s["status"] == "completed"),
-        "most modes covered": max(s.get("modes_covered", 0) for s in finished if s["status"] == "completed"),
+        "pruned": sum(s.status is Status.pruned for s in summaries),
+        "stopped early": sum(s.status in (Status.collapsed, Status.overpowered, Status.diverged) for s in summaries),
+        "images trained": sum(s.images_seen for s in summaries),
+        "training s (all trials)": sum(s.wall_time_s for s in summaries),
+        "best mixture_tv": min(s["mixture_tv"] for s in completed),
+        "most modes covered": max(s.get("modes_covered", 0) for s in completed),
     }
 
 

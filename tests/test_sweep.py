@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,8 +17,7 @@ import pytest
 import yaml
 
 from gansweep.cli import main
-from gansweep.config import from_yaml_file, to_train_config
-from gansweep.train_command import compose_config
+from gansweep.config import compose_config, from_yaml_file, to_train_config
 
 # data.std=0.1 lets 40 steps already put samples near the modes, so the scores differ.
 TINY = ["model=mlp", "data=ring8", "data.std=0.1", "steps=40", "model.hidden=32", "eval.mixture_samples=300", "log_every=10"]
@@ -42,14 +42,15 @@ def test_six_trials_leave_csv_best_yaml_and_plots_and_a_rerun_adds_only_the_diff
     sweep_dir = tmp_path / "sweeps" / "ring"
     frame = trials(sweep_dir)
     assert list(frame["trial"]) == [0, 1, 2, 3, 4, 5]
-    assert {"params.lr", "params.batch_size", "params.beta1", "params.beta2", "mode_kl", "status", "duration_s"} <= set(frame.columns)
+    assert {"params.lr", "params.batch_size", "params.beta1", "params.beta2", "mixture_tv", "status", "duration_s"} <= set(frame.columns)
     for png in ("optimization_history.png", "slices.png", "param_importances.png"):
         assert (sweep_dir / png).stat().st_size > 5_000
 
-    # The base config is the first trial.
+    # The base config is the first trial, and the only one marked so.
     first = json.loads((sweep_dir / "trial_0000" / "summary.json").read_text())
-    assert first["params"] == {"lr": 2e-4, "batch_size": 64, "beta1": 0.5, "beta2": 0.999}
-    assert first["sweep"] == "ring" and first["trial"] == 0
+    assert first["sweep"]["params"] == {"lr": 2e-4, "batch_size": 64, "beta1": 0.5, "beta2": 0.999}
+    assert (first["sweep"]["name"], first["sweep"]["trial"], first["sweep"]["base_config"]) == ("ring", 0, True)
+    assert list(frame["base_config"]) == [True] + [False] * 5
 
     # Trials with other batch sizes see the same number of images.
     summaries = [json.loads(p.read_text()) for p in sorted(sweep_dir.glob("trial_*/summary.json"))]
@@ -78,12 +79,13 @@ def test_divergent_region_gives_diverged_trials_and_the_sweep_completes(tmp_path
     assert len(frame) == 3
     diverged = frame[frame["status"] == "diverged"]
     assert len(diverged) >= 1 and set(diverged["params.lr"]) == {1e4}
-    assert diverged["reason"].str.contains("non-finite loss at step").all()
-    assert set(frame[frame["params.lr"] == 1e-3]["status"]) <= {"completed", "collapsed"}
+    assert (diverged["stop_kind"] == "diverged").all() and (diverged["stop_step"] >= 1).all()
+    assert diverged["reason"].str.startswith("diverged at step").all()
+    assert set(frame[frame["params.lr"] == 1e-3]["status"]) <= {"completed", "collapsed", "overpowered"}
 
 
 def test_median_pruner_prunes_hopeless_trials_and_keeps_their_folders(tmp_path: Path) -> None:
-    # Real data with std 0.001 leaves no sample within 3 std of a mode: mode_kl stays at log 8,
+    # Real data with std 0.001 leaves no sample within 3 std of a mode: mixture_tv stays near 1,
     # far above the std-0.5 trials, so the median rule must prune those at its first chance (50%).
     space = write_space(tmp_path, "params:\n  data.std: choice(0.5, 0.001)\n  seed: range(0, 4)\n")
     assert sweep(tmp_path, "--trials", "8", "--space", space, "--sampler", "grid", "--name", "prune", *TINY) == 0
@@ -96,7 +98,8 @@ def test_median_pruner_prunes_hopeless_trials_and_keeps_their_folders(tmp_path: 
         summary = json.loads((sweep_dir / f"trial_{number:04d}" / "summary.json").read_text())
         assert summary["status"] == "pruned"
         assert summary["steps"] < summary["total_steps"]
-        assert "pruned at 50% of the budget" in summary["stop_reason"]
+        assert summary["stop_reason"]["kind"] == "pruned"
+        assert summary["stop_reason"]["detail"].startswith("50% of the budget, mixture_tv=")
 
 
 def test_two_objectives_give_a_pareto_front(tmp_path: Path) -> None:
@@ -126,8 +129,8 @@ def test_two_workers_finish_every_trial_once(tmp_path: Path) -> None:
     assert (frame["state"] != "running").all()
     folders = sorted(p.name for p in sweep_dir.glob("trial_*"))
     assert folders == ["trial_0000", "trial_0001", "trial_0002", "trial_0003"]
-    pids = {json.loads((sweep_dir / f / "summary.json").read_text())["trial"] for f in folders}
-    assert pids == {0, 1, 2, 3}
+    assert frame["worker"].nunique() == 2, "both worker processes ran trials"
+    assert os.getpid() not in {int(w.rsplit(":", 1)[1]) for w in frame["worker"]}
 
 
 def test_killed_sweep_resumes_and_retries_the_interrupted_trial_from_its_checkpoint(tmp_path: Path) -> None:
@@ -156,14 +159,32 @@ def test_killed_sweep_resumes_and_retries_the_interrupted_trial_from_its_checkpo
     assert len(finished) == 2  # the requested count: nothing lost, nothing counted twice
 
     old = json.loads((sweep_dir / "trial_0000" / "summary.json").read_text())
-    assert old["status"] == "failed" and "retried as trial" in old["stop_reason"]
+    assert old["status"] == "failed" and old["stop_reason"]["kind"] == "failed"
+    assert "retried as trial" in old["stop_reason"]["detail"]
     number = int(retry["trial"].iloc[0])
     new_dir = sweep_dir / f"trial_{number:04d}"
     new = json.loads((new_dir / "summary.json").read_text())
-    assert new["retry_of"] == 0 and new["trial"] == number
-    assert new["params"] == old["params"]
+    assert (new["sweep"]["retry_of"], new["sweep"]["trial"], new["run_dir"]) == (0, number, str(new_dir))
+    assert new["sweep"]["params"] == old["sweep"]["params"]
+    assert new["sweep"]["base_config"], "the retry of the base trial is still the base trial"
     steps = [json.loads(line)["step"] for line in (new_dir / "metrics.jsonl").read_text().splitlines() if '"train"' in line]
     assert steps[0] == 10 and steps == sorted(set(steps)), "the retry continues the same series"
+
+
+def test_outputs_come_from_the_study_when_trial_folders_are_gone(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["--trials", "2", "--name", "gone", "--pruner", "none", "--no-early-stop", *TINY]
+    assert sweep(tmp_path, *args) == 0
+    sweep_dir = tmp_path / "sweeps" / "gone"
+    before = trials(sweep_dir)
+    assert list(before["status"]) == ["completed", "completed"]
+    for folder in sweep_dir.glob("trial_*"):
+        shutil.rmtree(folder)
+    (sweep_dir / "best.yaml").unlink()
+    capsys.readouterr()
+    assert sweep(tmp_path, *args) == 0  # nothing left to run: the outputs only
+    pd.testing.assert_frame_equal(trials(sweep_dir), before)
+    assert not (sweep_dir / "best.yaml").exists()
+    assert "best.yaml skipped: trial_" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(

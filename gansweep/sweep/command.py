@@ -13,13 +13,14 @@ from typing import Any
 import optuna
 from omegaconf import OmegaConf
 
-from gansweep.config import TrainConfig, to_train_config
+from gansweep.config import TrainConfig, compose_config, to_train_config
 from gansweep.data import load_dataset
 from gansweep.errors import ConfigError
+from gansweep.health import OVERPOWER_PATIENCE
 from gansweep.progress import console
+from gansweep.scores import format_score, parse_objectives
 from gansweep.sweep.driver import WorkerSpec, connect, run_worker, worker_process
 from gansweep.sweep.live import LiveView
-from gansweep.sweep.objectives import parse_objectives
 from gansweep.sweep.outputs import write_outputs
 from gansweep.sweep.space import (
     CONFIG_GROUPS,
@@ -30,14 +31,16 @@ from gansweep.sweep.space import (
 )
 from gansweep.sweep.study import PRUNERS, SAMPLERS, StudySpec
 from gansweep.sweep.trial import TrialPlan
-from gansweep.train_command import compose_config
 
-EPILOG = """\
+EPILOG = f"""\
 Pruning: with one objective, Optuna's pruner (median or hyperband) judges each trial at
 every evaluation (steps are percent of the trial's image budget). With several
 objectives Optuna cannot prune; a trial stops when its first objective is worse than
 the median of the finished trials at the same share of the budget (after 5 of them).
-In both modes, diverged and collapsed trials stop at once (see gansweep/sweep/stopping.py).
+In both modes a trial stops at once when it diverges, when D overpowers G for {OVERPOWER_PATIENCE} log
+lines in a row, or when an evaluation finds realistic samples on few modes and the first
+objective is not a new best (gansweep/health.py has the bars). The base configuration
+(trial 0) is never stopped as collapsed. --no-early-stop keeps only divergence.
 
 Examples:
   gansweep sweep --trials 50
@@ -58,12 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trials", type=int, default=20, help="finished trials to reach (a rerun continues up to this count; default 20)")
     p.add_argument("--space", default=None, help="search space YAML (default: sweeps/default.yaml, shipped with gansweep)")
     p.add_argument("--name", default=None, help="sweep name; the same name resumes the same study (default: SPACE-MODEL-DATA)")
-    p.add_argument("--objective", default=None, help="score(s) to optimize, comma-separated: fid (default for images), mode_kl (default for 2D), coverage, ...")
+    p.add_argument("--objective", default=None, help="score(s) to optimize, comma-separated: fid (default for images), mixture_tv (default for 2D), coverage, ...")
     p.add_argument("--workers", type=int, default=1, help="trial processes on this machine sharing the study (CPU threads are split between them)")
     p.add_argument("--storage", default=None, help="Optuna storage URL, e.g. postgresql://user@host/db (default: a journal file in the sweep folder)")
     p.add_argument("--sampler", default="tpe", choices=SAMPLERS, help="tpe (default), random, grid (choice/range spaces), nsga2, qmc")
     p.add_argument("--pruner", default="median", choices=PRUNERS, help="median (default), hyperband, none")
-    p.add_argument("--no-early-stop", action="store_true", help="let collapsed / D-overpowered trials run to the end (divergence still stops them)")
+    p.add_argument("--no-early-stop", action="store_true", help="let collapsed and D-overpowered trials run to the end (divergence still stops them)")
     p.add_argument("--timeout", type=float, default=None, help="seconds after which no new trial starts")
     p.add_argument("--seed", type=int, default=0, help="sampler seed (default 0)")
     p.add_argument("--dir", default="outputs/sweeps", help="where sweep folders go (default outputs/sweeps)")
@@ -119,6 +122,7 @@ def run_sweep(argv: list[str]) -> int:
 
     name = args.name or f"{Path(source).stem}-{base_cfg.model.name}-{base_cfg.data.name}"
     sweep_dir = Path(args.dir) / name
+    # Workers split the CPU threads: each trial's train() passes threads=N to torch.set_num_threads.
     threads = max(1, (os.cpu_count() or 1) // args.workers) if args.workers > 1 else 0
     trial_overrides = base_overrides + _budget_overrides(base_cfg) + ([f"threads={threads}"] if threads else [])
     plan = TrialPlan(name, sweep_dir, trial_overrides, objectives, prune=args.pruner != "none", early_stop=not args.no_early_stop)
@@ -182,7 +186,7 @@ def _print_summary(facts: dict[str, Any], objectives: list[str], sweep_dir: Path
     counts = ", ".join(f"{n} {s}" for s, n in sorted(facts["statuses"].items()))
     console.print(f"\nsweep {stop}: {sum(facts['statuses'].values())} finished trials ({counts or 'none'}) in {seconds:.0f}s")
     if best is not None:
-        values = ", ".join(f"{o}={v:.4g}" for o, v in zip(objectives, best.values))
+        values = ", ".join(f"{o}={format_score(o, v)}" for o, v in zip(objectives, best.values))
         params = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in best.params.items())
         console.print(f"best: trial {best.number}  {values}  {params}", markup=False)
     else:

@@ -9,7 +9,6 @@ one trial each.
 from __future__ import annotations
 
 import ctypes
-import os
 import signal
 import time
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ import optuna
 from filelock import FileLock
 from optuna.trial import TrialState
 
+from gansweep.rundir import Status
 from gansweep.sweep.space import SearchSpace
 from gansweep.sweep.study import (
     Heartbeat,
@@ -29,6 +29,7 @@ from gansweep.sweep.study import (
     make_storage,
     mark_alive,
     open_study,
+    retry_attrs,
     retry_stale_trials,
     running_trials,
 )
@@ -81,19 +82,16 @@ def run_worker(spec: WorkerSpec, on_outcome: Callable[[TrialOutcome], None] | No
             return "done"
         with Heartbeat(study, trial):
             outcome = run_trial(spec.plan, study, trial)
-        if outcome.status == "interrupted":
-            # Stopped by the user: leave it to be retried (from its checkpoint) by the next run.
-            study.tell(trial, state=TrialState.FAIL)
-            study.enqueue_trial(outcome.params, user_attrs={"retry_of": trial.number})
-            if on_outcome:
-                on_outcome(outcome)
-            return "interrupted"
         if outcome.state == TrialState.COMPLETE:
             study.tell(trial, outcome.values)
         else:
             study.tell(trial, state=outcome.state)
         if on_outcome:
             on_outcome(outcome)
+        if outcome.status is Status.interrupted:
+            # Stopped by the user: leave it to be retried (from its checkpoint) by the next run.
+            study.enqueue_trial(outcome.params, user_attrs=retry_attrs(trial))
+            return "interrupted"
 
 
 def _die_with_parent() -> None:
@@ -107,5 +105,4 @@ def _die_with_parent() -> None:
 def worker_process(spec: WorkerSpec) -> None:
     """Entry point of a `--workers N` child process."""
     _die_with_parent()
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    run_worker(spec)
+    run_worker(spec)  # its trials' threads=N override splits the CPU threads (torch.set_num_threads)

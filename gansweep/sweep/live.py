@@ -11,13 +11,11 @@ from rich.live import Live
 from rich.table import Table
 
 from gansweep.progress import console
-from gansweep.sweep.objectives import is_better
+from gansweep.scores import is_better
+from gansweep.sweep.study import trial_status, trial_stop_reason
 
-STATUS_STYLE = {
-    "completed": "green", "running": "cyan", "pruned": "yellow", "collapsed": "magenta",
-    "diverged": "red", "failed": "red", "interrupted": "yellow", "waiting": "dim",
-}
 ROWS = 20  # most recent trials shown
+WAITING = "waiting"  # shown for an enqueued trial no worker has taken yet
 
 
 def _fmt(value: Any) -> str:
@@ -26,12 +24,9 @@ def _fmt(value: Any) -> str:
     return "-" if value is None else str(value)
 
 
-def _status(t: optuna.trial.FrozenTrial) -> str:
-    if t.state == TrialState.RUNNING:
-        return "running"
-    if t.state == TrialState.WAITING:
-        return "waiting"
-    return t.user_attrs.get("status", t.state.name.lower())
+def _styled_status(t: optuna.trial.FrozenTrial) -> str:
+    status = trial_status(t)
+    return WAITING if status is None else f"[{status.style}]{status.value}[/]"
 
 
 def trials_table(study: optuna.Study, objectives: list[str], n_trials: int) -> Table:
@@ -48,11 +43,10 @@ def trials_table(study: optuna.Study, objectives: list[str], n_trials: int) -> T
         complete = t.state == TrialState.COMPLETE  # a pruned trial's value is only an intermediate one
         if complete and value is not None and (best is None or is_better(value, best, first)):
             best = value
-        status = _status(t)
         params = " ".join(f"{k}={_fmt(v)}" for k, v in t.params.items())
         values = [_fmt(v) for v in (t.values or [None] * len(objectives))]
         duration = t.user_attrs.get("duration_s")
-        rows.append((str(t.number), f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]", params, *values, _fmt(best), f"{duration:.0f}s" if duration else "-"))
+        rows.append((str(t.number), _styled_status(t), params, *values, _fmt(best), f"{duration:.0f}s" if duration else "-"))
     for row in rows[-ROWS:]:
         table.add_row(*row)
     return table
@@ -86,11 +80,11 @@ class LiveView:
             if t.state.is_finished() and t.number not in self._printed:
                 self._printed.add(t.number)
                 values = ", ".join(f"{o}={_fmt(v)}" for o, v in zip(self.objectives, t.values or []))
-                reason = t.user_attrs.get("reason")
+                status, reason = trial_status(t), trial_stop_reason(t)
                 console.print(
-                    f"trial {t.number}: {_status(t)}  {values}  "
+                    f"trial {t.number}: {status.value if status else WAITING}  {values}  "
                     + " ".join(f"{k}={_fmt(v)}" for k, v in t.params.items())
-                    + (f"  ({reason})" if reason and _status(t) != "completed" else ""),
+                    + (f"  ({reason})" if reason else ""),
                     markup=False,
                 )
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import io
-import warnings
 from collections import Counter
 from pathlib import Path
 from typing import Any, Optional
@@ -14,29 +12,35 @@ import yaml
 from optuna.trial import FrozenTrial, TrialState
 
 from gansweep.atomic import write_bytes_atomic, write_text_atomic
+from gansweep.errors import ReportError
+from gansweep.report.load import load_runs
+from gansweep.report.plots import SWEEP_PLOT_NEEDS, sweep_plots
+from gansweep.report.sweeps import collect_sweeps
 from gansweep.rundir import RunFolder
-from gansweep.sweep.objectives import DIRECTIONS
-from gansweep.sweep.study import finished_trials
+from gansweep.scores import Direction, direction, format_score
+from gansweep.sweep.study import finished_trials, trial_status, trial_stop_reason
 from gansweep.sweep.trial import trial_dir
 
 GROUPS = ("model", "data", "loss")
 
 
 def trials_frame(study: optuna.Study, sweep_dir: Path, objectives: list[str]) -> pd.DataFrame:
-    """One row per trial: number, state, run status, objective values, params, duration."""
+    """One row per trial, from the study alone (trial folders may be gone): number, state,
+    run status, objective values, params, duration, stop reason, worker and folder."""
     rows = []
     for t in study.get_trials(deepcopy=False):
-        row: dict[str, Any] = {
-            "trial": t.number,
-            "state": t.state.name.lower(),
-            "status": t.user_attrs.get("status", t.state.name.lower()),
-        }
+        status, reason = trial_status(t), trial_stop_reason(t)
+        row: dict[str, Any] = {"trial": t.number, "state": t.state.name.lower(), "status": status.value if status else None}
         for i, name in enumerate(objectives):
             row[name] = t.values[i] if t.values else None
         row.update({f"params.{k}": v for k, v in t.params.items()})
         row["duration_s"] = t.user_attrs.get("duration_s")
-        row["reason"] = t.user_attrs.get("reason")
+        row["stop_kind"] = reason.kind.value if reason else None
+        row["stop_step"] = reason.step if reason else None
+        row["reason"] = str(reason) if reason else None
+        row["base_config"] = bool(t.user_attrs.get("base_config"))
         row["retry_of"] = t.user_attrs.get("retry_of")
+        row["worker"] = f"{t.user_attrs['host']}:{t.user_attrs['pid']}" if "pid" in t.user_attrs else None
         row["folder"] = trial_dir(sweep_dir, t.number).name
         rows.append(row)
     return pd.DataFrame(rows)
@@ -55,16 +59,16 @@ def best_trial(study: optuna.Study, objectives: list[str]) -> Optional[FrozenTri
     if len(objectives) == 1:
         return study.best_trial
     front = study.best_trials
-    sign = 1 if DIRECTIONS[objectives[0]] == "minimize" else -1
+    sign = 1 if direction(objectives[0]) is Direction.minimize else -1
     return min(front, key=lambda t: sign * t.values[0])
 
 
-def best_yaml_text(trial: FrozenTrial, sweep_dir: Path, sweep_name: str, objectives: list[str]) -> str:
-    """A primary Hydra config that reproduces the trial with `gansweep train`."""
-    stored = yaml.safe_load(RunFolder(trial_dir(sweep_dir, trial.number)).config_path.read_text())
+def best_yaml_text(stored: dict[str, Any], trial: FrozenTrial, sweep_dir: Path, sweep_name: str, objectives: list[str]) -> str:
+    """A primary Hydra config that reproduces the trial (its stored config) with `gansweep train`."""
+    stored = dict(stored)
     for key in ("resume", "threads"):
         stored.pop(key, None)
-    scores = ", ".join(f"{o}={v:.4g}" for o, v in zip(objectives, trial.values))
+    scores = ", ".join(f"{o}={format_score(o, v)}" for o, v in zip(objectives, trial.values))
     header = (
         f"# Best trial of sweep {sweep_name}: trial {trial.number} ({scores}).\n"
         f"# Train it again:  gansweep train --config-dir {sweep_dir} --config-name best\n"
@@ -73,43 +77,39 @@ def best_yaml_text(trial: FrozenTrial, sweep_dir: Path, sweep_name: str, objecti
     return header + yaml.safe_dump({"defaults": defaults}, sort_keys=False) + "\n" + yaml.safe_dump(stored, sort_keys=False)
 
 
-def _save(ax: Any, path: Path) -> None:
-    fig = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
-    fig.set_size_inches(max(fig.get_size_inches()[0], 7), max(fig.get_size_inches()[1], 4.5))
-    buf = io.BytesIO()
-    # Trim at save time: tight_layout() would push Optuna's colorbars over the last panel.
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    write_bytes_atomic(path, buf.getvalue())
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
+# The report's sweep plots, under the file names a sweep folder has always had.
+PLOT_FILES = {
+    "history": "optimization_history.png",
+    "budget": "budget_curve.png",
+    "importance": "param_importances.png",
+    "slices": "slices.png",
+    "pareto": "pareto_front.png",
+}
 
 
 def write_plots(study: optuna.Study, sweep_dir: Path, objectives: list[str]) -> list[str]:
-    """Optimization history, importances, slices (and the Pareto front); returns notes on skipped plots."""
-    import matplotlib
+    """The report's plots of this sweep, drawn from its trial folders; returns notes on plots not drawn.
 
-    matplotlib.use("Agg")
-    from optuna.visualization import matplotlib as ovm
-
-    first = objectives[0]
-    target = (lambda t: t.values[0]) if len(objectives) > 1 else None
-    plots = {
-        "optimization_history.png": lambda: ovm.plot_optimization_history(study, target=target, target_name=first),
-        "param_importances.png": lambda: ovm.plot_param_importances(study, target=target, target_name=first),
-        "slices.png": lambda: ovm.plot_slice(study, target=target, target_name=first),
-    }
-    if len(objectives) > 1:
-        plots["pareto_front.png"] = lambda: ovm.plot_pareto_front(study, target_names=objectives)
+    We draw our own rather than optuna.visualization's: Optuna draws only COMPLETE
+    trials, so a sweep whose trials were mostly pruned or stopped as collapsed showed a
+    nearly empty plot, and it needs the study, while the report reads trial folders
+    copied from several machines with no study. One drawing serves both.
+    """
+    try:
+        loaded = load_runs([sweep_dir])
+    except ReportError as exc:
+        return [f"plots skipped: {exc}"]
+    trials = next((s for s in collect_sweeps(loaded.runs, loaded.sweeps, objectives[0]) if s.name == study.study_name), None)
+    if trials is None:
+        return [f"plots skipped: no trial folder of sweep {study.study_name} under {sweep_dir}"]
+    trials.objectives = objectives
+    drawn = {plot.kind: plot for plot in sweep_plots(trials)}
     notes = []
-    optuna.logging.set_verbosity(optuna.logging.ERROR)  # "no complete trials" is said in notes
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for name, make in plots.items():
-            try:
-                _save(make(), sweep_dir / name)
-            except Exception as exc:  # e.g. importances need two completed trials with varied params
-                notes.append(f"{name} skipped: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+    for kind, name in PLOT_FILES.items():
+        if kind in drawn:
+            write_bytes_atomic(sweep_dir / name, drawn[kind].png)
+        elif kind != "pareto" or len(objectives) > 1:
+            notes.append(f"{name} skipped: it needs {SWEEP_PLOT_NEEDS[kind]}")
     return notes
 
 
@@ -118,8 +118,14 @@ def write_outputs(study: optuna.Study, sweep_dir: Path, sweep_name: str, objecti
     frame = trials_frame(study, sweep_dir, objectives)
     write_trials_csv(frame, sweep_dir / "trials.csv")
     best = best_trial(study, objectives)
+    notes = []
     if best is not None:
-        write_text_atomic(sweep_dir / "best.yaml", best_yaml_text(best, sweep_dir, sweep_name, objectives))
-    notes = write_plots(study, sweep_dir, objectives) if plots else []
-    statuses = Counter(t.user_attrs.get("status", t.state.name.lower()) for t in finished_trials(study))
+        stored = RunFolder(trial_dir(sweep_dir, best.number)).read_config()
+        if stored:
+            write_text_atomic(sweep_dir / "best.yaml", best_yaml_text(stored, best, sweep_dir, sweep_name, objectives))
+        else:
+            notes.append(f"best.yaml skipped: {trial_dir(sweep_dir, best.number).name}/config.yaml is missing")
+    if plots:
+        notes += write_plots(study, sweep_dir, objectives)
+    statuses = Counter(status.value for status in map(trial_status, finished_trials(study)) if status)
     return {"best": best, "statuses": statuses, "notes": notes, "frame": frame}

@@ -1,36 +1,35 @@
-"""GAN-aware early stopping for sweep trials, as TrainHooks.
+"""Early stopping for sweep trials, as TrainHooks.
 
-Three rules, each raising StopTraining with its reason:
+Two kinds of rule, each ending the run with a StopReason:
 
-* mode collapse: an evaluation finds exactly one mode covered (of > 1) after an earlier
-  evaluation found more, or in the second half of the budget (early on, covering no or
-  few modes only means G has not learnt yet);
-* discriminator overpowering: for PATIENCE_LOGS consecutive log lines D(x) > D_REAL_MIN
-  and D(G(z)) < D_FAKE_MAX (bce loss), or the generator's gradient norm is below
-  G_GRAD_MIN: G has nothing left to learn from;
+* health (``HealthWatch``, pure): the rules and thresholds of gansweep.health, with its
+  stricter ``STOP`` bar. Discriminator overpowering for ``OVERPOWER_PATIENCE`` log
+  lines in a row; mode collapse when the latest evaluation is collapsed (realistic
+  samples on few modes) and the first objective did not improve. The sweep's base
+  trial is never stopped as collapsed: it measures the sweep's starting point, and a
+  default that only looks collapsed early on is worth seeing to the end.
 * pruning: single-objective studies ask Optuna's pruner at every evaluation;
   multi-objective studies (where Optuna cannot prune) stop a trial whose first
   objective is worse than the median of the other trials at the same share of the
   budget, once MEDIAN_STARTUP trials have finished.
-Divergence (non-finite losses) is caught by the training loop itself.
+
+Divergence (non-finite losses) is caught by the training loop itself, for every trial.
 """
 
 from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping, Optional
 
 import optuna
 
-from gansweep.sweep.objectives import is_better
+from gansweep.health import OVERPOWER_PATIENCE, STOP, collapse_stop, d_overpowers, overpowering_words
+from gansweep.rundir import StopKind, StopReason
+from gansweep.scores import format_score, is_better
 from gansweep.train import StopTraining, TrainHooks
 
-PATIENCE_LOGS = 20
-D_REAL_MIN = 0.99
-D_FAKE_MAX = 0.01
-G_GRAD_MIN = 1e-6
-MEDIAN_STARTUP = 5
+MEDIAN_STARTUP = 5  # finished trials the multi-objective median rule waits for
 
 
 def budget_percent(step: int, total: int, evals: int) -> int:
@@ -42,60 +41,84 @@ def budget_percent(step: int, total: int, evals: int) -> int:
 
 
 @dataclass
+class HealthWatch:
+    """The health rules of one trial, fed its log lines and evaluations in order.
+
+    Pure: no Optuna, no files, so a recorded run can be replayed through it.
+    """
+
+    objective: str  # the sweep's first objective: collapse only stops what stopped improving
+    probabilities: bool  # D outputs are probabilities (bce), so D(x)/D(G(z)) can be judged
+    base_config: bool = False  # the sweep's base trial: never stopped as collapsed
+    _overpowered: int = field(default=0, init=False)  # overpowered log lines in a row
+    _evals: list[Mapping[str, Any]] = field(default_factory=list, init=False)
+
+    def log(self, row: Mapping[str, Any]) -> Optional[StopReason]:
+        """The reason to stop after this train line, or None."""
+        d_real, d_fake, grad_g = row.get("d_real"), row.get("d_fake"), row.get("grad_norm_g")
+        overpowered = d_overpowers(d_real, d_fake, grad_g, self.probabilities, th=STOP)
+        self._overpowered = self._overpowered + 1 if overpowered else 0
+        if self._overpowered < OVERPOWER_PATIENCE:
+            return None
+        words = f"{overpowering_words(d_real, d_fake, grad_g)} for {OVERPOWER_PATIENCE} log lines"
+        return StopReason(StopKind.d_overpowering, row.get("step"), words)
+
+    def evaluate(self, step: int, scores: Mapping[str, Any]) -> Optional[StopReason]:
+        """The reason to stop after this evaluation, or None."""
+        self._evals.append(dict(scores))
+        if self.base_config:
+            return None
+        words = collapse_stop(self._evals, self.objective, th=STOP)
+        return StopReason(StopKind.mode_collapse, step, words) if words else None
+
+
+@dataclass
 class TrialStopper:
-    """The hooks one trial runs with."""
+    """The hooks one trial runs with: its health watch (None: off) and the pruning rule."""
 
     trial: optuna.trial.Trial
     study: optuna.Study
     objectives: list[str]
-    probabilities: bool  # D outputs are probabilities (bce), so D(x)/D(G(z)) can be judged
+    health: Optional[HealthWatch]  # None: --no-early-stop
     prune: bool  # a pruner is on
-    early_stop: bool = True  # the collapse and overpowering rules are on
     eval_every: int = 0  # the trial's eval_every (0: four evaluations per run)
-    _overpowered: int = field(default=0, init=False)
-    _most_modes: int = field(default=0, init=False)
 
     def on_log(self, row: dict[str, Any]) -> None:
-        weak_g = row.get("grad_norm_g", 1.0) < G_GRAD_MIN
-        d_wins = self.probabilities and row.get("d_real", 0) > D_REAL_MIN and row.get("d_fake", 1) < D_FAKE_MAX
-        self._overpowered = self._overpowered + 1 if (weak_g or d_wins) else 0
-        if self.early_stop and self._overpowered >= PATIENCE_LOGS:
-            raise StopTraining(
-                "collapsed",
-                f"discriminator overpowering at step {row['step']}: D(x)={row.get('d_real', float('nan')):.3f}, "
-                f"D(G(z))={row.get('d_fake', float('nan')):.3f}, |grad G|={row.get('grad_norm_g', float('nan')):.2g} "
-                f"for {PATIENCE_LOGS} log lines",
-            )
+        reason = self.health.log(row) if self.health else None
+        if reason:
+            raise StopTraining(reason)
 
     def on_eval(self, step: int, total: int, scores: dict[str, Any]) -> None:
-        modes, modes_total = scores.get("modes_covered"), scores.get("modes_total")
-        if modes is not None and modes_total and modes_total > 1:
-            dropped = modes == 1 and (self._most_modes > 1 or 2 * step >= total)
-            self._most_modes = max(self._most_modes, modes)
-            if self.early_stop and dropped and step < total:
-                raise StopTraining("collapsed", f"mode collapse at step {step}: modes covered {modes}/{modes_total}")
-        value = scores.get(self.objectives[0])
-        if value is None or not self.prune or step >= total:
+        if step >= total:  # the last evaluation: the run is over anyway
             return
+        reason = self.health.evaluate(step, scores) if self.health else None
+        if reason is None and self.prune:
+            reason = self._prune_reason(step, total, scores)
+        if reason:
+            raise StopTraining(reason)
+
+    def _prune_reason(self, step: int, total: int, scores: dict[str, Any]) -> Optional[StopReason]:
+        first = self.objectives[0]
+        value = scores.get(first)
+        if value is None:
+            return None
         evals = 4 if self.eval_every == 0 else max(1, round(total / self.eval_every))
         pct = budget_percent(step, total, evals)
+        shown = f"{first}={format_score(first, value)}"
         if len(self.objectives) == 1:
             self.trial.report(float(value), pct)
-            if self.trial.should_prune():
-                raise StopTraining("pruned", f"pruned at {pct}% of the budget: {self.objectives[0]}={value:.4g}")
-            return
+            return StopReason(StopKind.pruned, step, f"{pct}% of the budget, {shown}") if self.trial.should_prune() else None
         self.trial.set_user_attr(f"progress_{pct}", float(value))
         others = [
             t.user_attrs[f"progress_{pct}"]
             for t in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
             if f"progress_{pct}" in t.user_attrs
         ]
-        if len(others) >= MEDIAN_STARTUP and is_better(statistics.median(others), float(value), self.objectives[0]):
-            raise StopTraining(
-                "pruned",
-                f"pruned at {pct}% of the budget: {self.objectives[0]}={value:.4g} worse than the median "
-                f"{statistics.median(others):.4g} of {len(others)} finished trials",
-            )
+        median = statistics.median(others) if len(others) >= MEDIAN_STARTUP else None
+        if median is None or not is_better(median, float(value), first):
+            return None
+        detail = f"{pct}% of the budget, {shown} worse than the median {format_score(first, median)} of {len(others)} finished trials"
+        return StopReason(StopKind.pruned, step, detail)
 
     def hooks(self) -> TrainHooks:
         return TrainHooks(on_log=self.on_log, on_eval=self.on_eval)

@@ -7,6 +7,11 @@ heartbeat is older than the grace period is stale: it is marked failed and its
 parameters are enqueued again as a retry, which resumes from the stale trial's last
 checkpoint. A finished count ignores failures that were retried, so nothing is lost
 and nothing is counted twice.
+
+Everything a sweep reports about a trial is in the study, not in its folder: besides
+Optuna's state, values and params, a finished trial carries its run ``status``, its
+``stop_reason`` (StopReason.to_json()), ``duration_s``, the ``host`` and ``pid`` that
+ran it, and ``base_config`` / ``retry_of`` when they apply.
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from gansweep.errors import ConfigError
-from gansweep.sweep.objectives import DIRECTIONS
+from gansweep.rundir import Status, StopReason
+from gansweep.scores import direction
 from gansweep.sweep.space import SearchSpace, grid_values
 
 HEARTBEAT_S = 10.0  # how often a running trial says it is alive
@@ -94,7 +100,7 @@ class StudySpec:
 
 def open_study(spec: StudySpec, storage: Any, sampler: optuna.samplers.BaseSampler, pruner: optuna.pruners.BasePruner) -> optuna.Study:
     """Create the study, or load it and check it is the same sweep."""
-    directions = [DIRECTIONS[o] for o in spec.objectives]
+    directions = [direction(o).value for o in spec.objectives]
     study = optuna.create_study(
         study_name=spec.name, storage=storage, sampler=sampler, pruner=pruner,
         directions=directions, load_if_exists=True,
@@ -139,9 +145,38 @@ def retry_stale_trials(study: optuna.Study) -> list[int]:
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if is_stale(t, now):
             study.tell(t.number, state=TrialState.FAIL)
-            study.enqueue_trial(t.params, user_attrs={"retry_of": t.number}, skip_if_exists=False)
+            study.enqueue_trial(t.params, user_attrs=retry_attrs(t), skip_if_exists=False)
             failed.append(t.number)
     return failed
+
+
+def retry_attrs(trial: optuna.trial.FrozenTrial | optuna.trial.Trial) -> dict[str, Any]:
+    """The user attributes of the trial that retries ``trial``: which one it retries,
+    and whether it is still the base configuration."""
+    attrs: dict[str, Any] = {"retry_of": trial.number}
+    if trial.user_attrs.get("base_config"):
+        attrs["base_config"] = True
+    return attrs
+
+
+# The status of a trial that recorded none: a stale trial failed by another worker, or a
+# trial of a sweep from before statuses were recorded.
+_UNRECORDED = {TrialState.RUNNING: Status.running, TrialState.COMPLETE: Status.completed,
+               TrialState.PRUNED: Status.pruned, TrialState.FAIL: Status.failed}
+
+
+def trial_status(trial: optuna.trial.FrozenTrial) -> Status | None:
+    """The run status of a trial; None for one that has not started (waiting)."""
+    if trial.state == TrialState.RUNNING:
+        return Status.running
+    recorded = trial.user_attrs.get("status")
+    return Status(recorded) if recorded is not None else _UNRECORDED.get(trial.state)
+
+
+def trial_stop_reason(trial: optuna.trial.FrozenTrial) -> StopReason | None:
+    """Why the trial's run stopped early, as the trial recorded it; None when it did not."""
+    recorded = trial.user_attrs.get("stop_reason")
+    return StopReason.from_json(recorded) if recorded else None
 
 
 def finished_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
@@ -165,12 +200,12 @@ def mark_alive(trial: optuna.trial.Trial) -> None:
 
 
 class Heartbeat:
-    """Marks a trial alive (host, pid, time) every HEARTBEAT_S seconds while it runs."""
+    """Refreshes the heartbeat of a trial every HEARTBEAT_S seconds while it runs (the
+    worker marks it alive with mark_alive when it takes the trial)."""
 
     def __init__(self, study: optuna.Study, trial: optuna.trial.Trial, interval: float = HEARTBEAT_S):
         self.study, self.trial, self.interval = study, trial, interval
         self._stop = threading.Event()
-        mark_alive(trial)
         self._thread = threading.Thread(target=self._beat, daemon=True)
 
     def _beat(self) -> None:

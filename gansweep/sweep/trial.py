@@ -11,13 +11,12 @@ from typing import Any, Optional
 import optuna
 from optuna.trial import TrialState
 
-from gansweep.config import to_train_config
+from gansweep.config import compose_config, to_train_config
 from gansweep.errors import DivergedError, GansweepError
 from gansweep.losses import LOSSES
-from gansweep.rundir import RunFolder
-from gansweep.sweep.stopping import TrialStopper
+from gansweep.rundir import RunFolder, Status, StopKind, StopReason, SweepMembership
+from gansweep.sweep.stopping import HealthWatch, TrialStopper
 from gansweep.train import train
-from gansweep.train_command import compose_config
 
 
 @dataclass
@@ -35,12 +34,15 @@ class TrialPlan:
 @dataclass
 class TrialOutcome:
     number: int
-    state: TrialState
-    status: str  # the run's status: completed, pruned, collapsed, diverged, failed
-    values: Optional[list[float]] = None
-    reason: Optional[str] = None
+    status: Status  # the run's status; its trial_state is the trial's Optuna state
+    values: Optional[list[float]] = None  # the objectives, for a completed run
+    reason: Optional[StopReason] = None  # why the run ended early, or failed
     params: dict[str, Any] = field(default_factory=dict)
     duration_s: float = 0.0
+
+    @property
+    def state(self) -> TrialState:
+        return TrialState[self.status.trial_state]
 
 
 def trial_dir(sweep_dir: Path, number: int) -> Path:
@@ -53,59 +55,69 @@ def param_overrides(params: dict[str, Any]) -> list[str]:
     return [f"{key}={value}" for key, value in params.items()]
 
 
-def _take_over(stale_dir: Path, new_dir: Path, stale_number: int, new_number: int) -> bool:
-    """Copy a stale trial's folder into the retry's; True when there is a checkpoint to resume."""
+def _take_over(stale_dir: Path, new_dir: Path, membership: SweepMembership) -> bool:
+    """Mark a stale trial's run failed and copy its folder into the retry's, as the
+    retry's own; True when there is a checkpoint to resume."""
     stale = RunFolder(stale_dir)
-    if stale.summary_path.exists():
-        stale.update_summary(status="failed", stop_reason=f"worker stopped mid-trial; retried as trial {new_number}")
+    summary = stale.read_summary()
+    if summary is not None:
+        summary.stop(StopReason(StopKind.failed, summary.steps, f"worker stopped mid-trial; retried as trial {membership.trial}"))
+        stale.write_summary(summary)
     if not stale.last_checkpoint.exists():
         return False
     if new_dir.exists():
         shutil.rmtree(new_dir)
     shutil.copytree(stale_dir, new_dir)
-    RunFolder(new_dir).update_summary(trial=new_number, retry_of=stale_number)
+    copy = RunFolder(new_dir)
+    summary = copy.read_summary()
+    if summary is not None:  # a resumed run keeps its summary: make it the retry's
+        summary.run_dir, summary.sweep = str(new_dir), membership
+        copy.write_summary(summary)
     return True
 
 
 def run_trial(plan: TrialPlan, study: optuna.Study, trial: optuna.trial.Trial) -> TrialOutcome:
-    """Train the trial's config and turn the run's summary into an Optuna outcome."""
+    """Train the trial's config, turn the run's summary into an Optuna outcome and record
+    the outcome in the trial's user attributes."""
     started = time.monotonic()
     params = dict(trial.params)
     out_dir = trial_dir(plan.sweep_dir, trial.number)
-    outcome = TrialOutcome(trial.number, TrialState.FAIL, "failed", params=params)
+    outcome = TrialOutcome(trial.number, Status.failed, params=params)
     retry_of = trial.user_attrs.get("retry_of")
+    membership = SweepMembership(
+        plan.sweep_name, trial.number, params, plan.objectives,
+        retry_of=retry_of, base_config=bool(trial.user_attrs.get("base_config")),
+    )
     try:
         overrides = plan.base_overrides + param_overrides(params)
         cfg = to_train_config(compose_config(overrides))
-        resume = retry_of is not None and _take_over(trial_dir(plan.sweep_dir, retry_of), out_dir, retry_of, trial.number)
-        stopper = TrialStopper(
-            trial, study, plan.objectives, LOSSES[cfg.loss.name].probabilities, plan.prune, plan.early_stop, cfg.eval_every
-        )
-        extra = {"sweep": plan.sweep_name, "trial": trial.number, "params": params, "objectives": plan.objectives}
-        if retry_of is not None:
-            extra["retry_of"] = retry_of
-        result = train(cfg, out_dir, overrides, hooks=stopper.hooks(), extra_summary=extra, resume=resume, quiet=True)
-        summary = result.summary
-        outcome.status, outcome.reason = result.status, summary.get("stop_reason")
-        if result.status == "completed":
-            missing = [o for o in plan.objectives if summary.get(o) is None]
+        resume = retry_of is not None and _take_over(trial_dir(plan.sweep_dir, retry_of), out_dir, membership)
+        probabilities = LOSSES[cfg.loss.name].probabilities
+        health = HealthWatch(plan.objectives[0], probabilities, membership.base_config) if plan.early_stop else None
+        stopper = TrialStopper(trial, study, plan.objectives, health, plan.prune, cfg.eval_every)
+        summary = train(cfg, out_dir, overrides, hooks=stopper.hooks(), sweep=membership, resume=resume, quiet=True).summary
+        outcome.status, outcome.reason = summary.status, summary.stop_reason
+        if summary.status.has_objective:
+            missing = [o for o in plan.objectives if summary.scores.get(o) is None]
             if missing:
-                outcome.reason = f"no {missing[0]} in the run's scores (is eval.enabled=false?)"
-                outcome.status = "failed"
-                RunFolder(out_dir).update_summary(status="failed", stop_reason=outcome.reason)
+                words = f"no {missing[0]} in the run's scores (is eval.enabled=false?)"
+                summary.stop(StopReason(StopKind.failed, summary.steps, words))
+                RunFolder(out_dir).write_summary(summary)
+                outcome.status, outcome.reason = summary.status, summary.stop_reason
             else:
-                outcome.values = [float(summary[o]) for o in plan.objectives]
-                outcome.state = TrialState.COMPLETE
-        elif result.status in ("pruned", "collapsed"):
-            outcome.state = TrialState.PRUNED
+                outcome.values = [float(summary.scores[o]) for o in plan.objectives]
     except DivergedError as exc:
-        outcome.status, outcome.state = "diverged", TrialState.PRUNED
-        outcome.reason = RunFolder(out_dir).read_summary().get("stop_reason") or str(exc)  # names the step
+        recorded = RunFolder(out_dir).read_summary()  # train recorded the divergence, in its words
+        outcome.status = Status.diverged
+        outcome.reason = StopReason(StopKind.diverged, exc.step, str(exc))
+        if recorded is not None and recorded.stop_reason is not None:
+            outcome.reason = recorded.stop_reason
     except GansweepError as exc:
-        outcome.reason = str(exc)
+        outcome.reason = StopReason(StopKind.failed, None, str(exc))
     except Exception as exc:  # a crashing trial must never stop the sweep
-        outcome.reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        outcome.reason = StopReason(StopKind.failed, None, f"{type(exc).__name__}: {exc}".splitlines()[0])
     outcome.duration_s = time.monotonic() - started
-    for key, value in (("status", outcome.status), ("reason", outcome.reason), ("duration_s", outcome.duration_s)):
-        trial.set_user_attr(key, value)
+    trial.set_user_attr("status", outcome.status.value)
+    trial.set_user_attr("stop_reason", outcome.reason.to_json() if outcome.reason else None)
+    trial.set_user_attr("duration_s", outcome.duration_s)
     return outcome

@@ -2,9 +2,9 @@
 
     python benchmarks/bench_report.py [--runs 1000] [--sweeps 4]
 
-The folders follow docs/run-folder.md (tests/report_fixtures.py writes them): each has
-summary.json, config.yaml, a metrics.jsonl of 200 train and 10 eval lines and a sample
-grid. ``--sweeps`` of them are grouped into sweeps of equal size, the rest are single runs.
+The folders follow docs/run-folder.md (tests/report_fixtures.py writes them with the run
+folder's own writers): each has summary.json, config.yaml, a metrics.jsonl of 200 train
+and 4 eval lines and a sample grid. ``--sweeps`` of them are grouped into sweeps of equal size, the rest are single runs.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 from rich.console import Console
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from report_fixtures import config_for, eval_lines, summary_for, train_lines, write_run  # noqa: E402
+from report_fixtures import image_scores, train_config, train_rows, write_run  # noqa: E402
 
 from gansweep.report.html import Page, render_page  # noqa: E402
 from gansweep.report.load import load_runs  # noqa: E402
@@ -29,11 +29,13 @@ from gansweep.report.plots import make_plots  # noqa: E402
 from gansweep.report.provenance import flag_mixed_scoring  # noqa: E402
 from gansweep.report.sweeps import collect_sweeps  # noqa: E402
 from gansweep.report.table import (  # noqa: E402
+    compact_columns,
     default_sort_key,
-    display_columns,
+    primary_scores,
     runs_table,
     sort_runs,
 )
+from gansweep.rundir import SweepMembership  # noqa: E402
 
 
 def make_runs(root: Path, n_runs: int, n_sweeps: int, seed: int = 0) -> None:
@@ -44,19 +46,16 @@ def make_runs(root: Path, n_runs: int, n_sweeps: int, seed: int = 0) -> None:
         lr = 10 ** rng.uniform(-5, -2.5)
         fid = 25 + 40 * abs(math.log10(lr) + 3.7) + rng.uniform(0, 15)
         ngf = rng.choice([32, 64, 128])
-        extra = {}
+        sweep = None
         if i < swept:
-            sweep = i % n_sweeps
-            extra = {"sweep": f"sweep{sweep}", "trial": i // n_sweeps, "params": {"lr": lr, "model.ngf": ngf}}
-            folder = root / "sweeps" / f"sweep{sweep}" / f"trial_{i // n_sweeps:04d}"
+            name, trial = f"sweep{i % n_sweeps}", i // n_sweeps
+            sweep = SweepMembership(name, trial, {"lr": lr, "model.ngf": ngf}, ["fid"])
+            folder = root / "sweeps" / name / f"trial_{trial:04d}"
         else:
             folder = root / "runs" / f"2025-01-01_{i:05d}"
-        summary = summary_for(lr=lr, fid=round(fid, 2), best_fid=round(fid - 1, 2), seed=i,
-                              batch_size=rng.choice([32, 64, 128]), steps=2000, total_steps=2000, **extra)
-        metrics = train_lines(2000, every=10) + eval_lines(2000, every=200, final_fid=fid)
-        metrics.sort(key=lambda r: r["step"])
-        write_run(folder, summary, config=config_for(summary, ngf=ngf), metrics=metrics,
-                  sample_steps=(2000,), sample_seed=i)
+        cfg = train_config(lr=lr, seed=i, batch_size=rng.choice([32, 64, 128]), steps=2000, model_keys={"ngf": ngf})
+        write_run(folder, cfg, image_scores(fid=round(fid, 2)), train=train_rows(2000, every=10, batch_size=cfg.batch_size),
+                  sweep=sweep, sample_steps=(2000,), sample_seed=i)
 
 
 def main() -> None:
@@ -79,7 +78,7 @@ def main() -> None:
         runs, warnings = flag_mixed_scoring(result.runs)
         sort_key = default_sort_key(runs)
         runs = sort_runs(runs, sort_key)
-        columns = display_columns(runs, result.config_columns)
+        columns = compact_columns(runs, result.config_columns, primary_scores(runs, sort_key, ["fid"]))
         console = Console(file=io.StringIO(), width=400)
         console.print(runs_table(runs, columns, sort_key))
         table_s = time.perf_counter() - start

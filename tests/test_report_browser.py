@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from report_fixtures import summary_for, write_run, write_sweep
+from report_fixtures import image_scores, train_config, write_run, write_sweep
 
 from gansweep.report import command
 
@@ -48,8 +48,8 @@ def headless(browser: str, profile: Path, *args: str) -> subprocess.CompletedPro
 def test_html_report_renders_in_headless_chromium(browser: str, tmp_path: Path) -> None:
     root = tmp_path / "outputs"
     for i, fid in enumerate([25.0, 32.0, 41.0]):
-        write_run(root / "runs" / f"r{i}", summary_for(fid=fid, seed=i), sample_seed=i)
-    write_run(root / "runs" / "live", summary_for(status="running", fid=None, steps=200))
+        write_run(root / "runs" / f"r{i}", train_config(seed=i), image_scores(fid=fid), sample_seed=i)
+    write_run(root / "runs" / "live", train_config(), {}, running=True)
     write_sweep(root / "sweeps", "lr", [1e-5, 1e-4, 2e-4, 5e-4, 1e-3], [150.0, 45.0, 30.0, 35.0, 60.0],
                 objectives=("fid", "coverage"))
     page = tmp_path / "report.html"

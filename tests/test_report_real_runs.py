@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import json
+import re
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from report_fixtures import hyperparameters, train_config
 
 from gansweep.cli import main
+from gansweep.rundir import RunFolder
+from gansweep.train import flat_hparams
 
 MLP = ["model=mlp", "data=ring8", "data.std=0.1", "model.hidden=32", "steps=40", "log_every=10", "eval.mixture_samples=300"]
 
@@ -31,29 +34,44 @@ def report_csv(root: Path, tmp_path: Path, *args: str) -> pd.DataFrame:
     return pd.read_csv(csv)
 
 
-def test_every_real_run_is_a_row_sorted_by_mode_kl(outputs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_fixture_summaries_carry_the_trainers_hyperparameters() -> None:
+    cfg = train_config("mlp", "grid25", lr=1e-3, lr_d=4e-3, batch_size=32, seed=3)
+    assert hyperparameters(cfg) == flat_hparams(cfg)
+
+
+def test_every_real_run_is_a_row_sorted_by_the_default_2d_objective(outputs: Path, tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
     frame = report_csv(outputs, tmp_path)
+    out = capsys.readouterr().out
     assert len(frame) == 6
-    assert "6 run folders found, 0 skipped" in capsys.readouterr().out
+    assert "6 run folders found, 0 skipped; showing 6, sorted by mixture_tv (lower is better)" in out
     assert set(frame["run"]) == {
         "runs/lr1e-3", "runs/lr2e-4", "runs/diverged", "sweeps/tiny/trial_0000", "sweeps/tiny/trial_0001", "sweeps/tiny/trial_0002",
     }
-    scored = frame.dropna(subset=["mode_kl"])
-    assert list(scored["mode_kl"]) == sorted(scored["mode_kl"])  # lower is better: ascending
-    assert frame["mode_kl"].isna().tolist()[-1]  # the diverged run, unscored, comes last
+    scored = frame.dropna(subset=["mixture_tv"])
+    assert list(scored["mixture_tv"]) == sorted(scored["mixture_tv"])  # lower is better: ascending
+    assert frame["run"].iloc[-1] == "runs/diverged"  # unscored: last
     for key in ("model", "data", "loss", "lr", "batch_size", "beta1", "beta2", "seed", "steps", "images_seen", "wall_time_s",
-                "images_per_s", "modes_covered", "modes_total", "hq_fraction", "diagnosis", "sweep", "trial"):
+                "images_per_s", "modes_covered", "modes_covered_min", "modes_total", "hq_fraction", "mixture_tv", "diagnosis",
+                "sweep", "trial"):
         assert key in frame.columns, key
+    # 2D runs on one data set: no image-only keys, nothing flagged as scored differently.
+    assert "data.image_size" not in frame and (frame["flags"].isna() | (frame["flags"] == "")).all()
 
 
 def test_real_runs_carry_their_sweep_trial_and_diagnosis(outputs: Path, tmp_path: Path) -> None:
     frame = report_csv(outputs, tmp_path).set_index("run")
+    reason = RunFolder(outputs / "runs" / "diverged").read_summary().stop_reason
     assert frame.loc["runs/diverged", "status"] == "diverged"
-    assert frame.loc["runs/diverged", "diagnosis"].startswith("diverged at step ")
+    assert frame.loc["runs/diverged", "diagnosis"] == f"diverged at step {reason.step}"
     trials = frame[frame["sweep"] == "tiny"]
     assert sorted(trials["trial"].astype(int)) == [0, 1, 2]
-    summary = json.loads((outputs / "sweeps" / "tiny" / "trial_0000" / "summary.json").read_text())
-    assert frame.loc["sweeps/tiny/trial_0000", "lr"] == summary["lr"]
+    summary = RunFolder(outputs / "sweeps" / "tiny" / "trial_0000").read_summary()
+    assert frame.loc["sweeps/tiny/trial_0000", "lr"] == summary.lr
+    # 40 steps on ring8 leave the samples far from the modes: the report says so, not "healthy".
+    for run in ("runs/lr2e-4", "sweeps/tiny/trial_0000"):
+        hq = frame.loc[run, "hq_fraction"]
+        assert hq >= 0.5 or frame.loc[run, "diagnosis"] == f"spread between modes: {hq:.0%} high quality"
 
 
 def test_filter_and_group_by_on_real_runs(outputs: Path, tmp_path: Path) -> None:
@@ -68,6 +86,15 @@ def test_html_page_of_real_runs_embeds_samples_and_sweep_plots(outputs: Path, tm
     page = tmp_path / "report.html"
     assert main(["report", str(outputs), "--html", str(page)]) == 0
     html = page.read_text()
-    assert "<table" in html and "runs/lr1e-3" in html
-    assert html.count("data:image/png;base64,") >= 6  # scatter plots of the top runs and the plots
-    assert "tiny" in html
+    runs_table = re.search(r'<table class="runs">(.*?)</table>', html, re.S).group(1)
+    assert runs_table.count("<tr>") == 1 + 6
+    assert ">sweeps/tiny/trial_0002<" in runs_table and ">runs/lr1e-3<" in runs_table
+    for plot in ("sweep_tiny_history", "sweep_tiny_budget", "sweep_tiny_slices", "curves_mixture_tv"):
+        assert f'id="plot-{plot}"' in html
+    assert html.count('class="card"') >= 5  # scatter plots of the top runs
+
+
+def test_sweep_folder_has_the_reports_plots(outputs: Path) -> None:
+    sweep_dir = outputs / "sweeps" / "tiny"
+    for name in ("optimization_history.png", "budget_curve.png", "slices.png"):
+        assert (sweep_dir / name).stat().st_size > 5_000, name

@@ -1,16 +1,21 @@
-"""Per-sweep analysis: budget curve, best so far, Pareto front, importances, objectives."""
+"""Per-sweep analysis and plots: budget curve, best so far, Pareto front, importances,
+objectives, finished and stopped trials, and the plots a sweep folder gets."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from report_fixtures import write_sweep
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from report_fixtures import image_scores, train_config, write_run, write_sweep
 
+from gansweep.report import plots
 from gansweep.report.load import load_runs
-from gansweep.report.plots import make_plots
+from gansweep.report.plots import make_plots, sweep_plots
 from gansweep.report.sweeps import (
     best_so_far,
     collect_sweeps,
@@ -19,7 +24,11 @@ from gansweep.report.sweeps import (
     param_column,
     param_importances,
     pareto_mask,
+    stopped_mask,
 )
+from gansweep.rundir import StopKind, SweepMembership
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def test_expected_best_of_k_random_trials_is_exact() -> None:
@@ -73,9 +82,81 @@ def test_declared_objectives_give_a_pareto_front(tmp_path: Path) -> None:
     assert "sweep_so_pareto" not in names
 
 
-def test_pruned_trials_do_not_count_as_finished(tmp_path: Path) -> None:
-    write_sweep(tmp_path, "p", [1e-4, 2e-4, 5e-4, 1e-3], [45.0, 10.0, 35.0, None],
-                statuses=["completed", "pruned", "completed", "running"])
+def test_only_completed_trials_count_as_finished_with_a_score(tmp_path: Path) -> None:
+    kinds = [None, StopKind.pruned, StopKind.mode_collapse, StopKind.diverged, StopKind.d_overpowering,
+             StopKind.interrupted, StopKind.failed, None]
+    write_sweep(tmp_path, "p", [1e-4] * len(kinds), [45.0, 10.0, 12.0, None, 20.0, 25.0, None, 50.0], stops=kinds)
     result = load_runs([tmp_path])
     sweep, = collect_sweeps(result.runs, result.sweeps, "fid")
-    assert finished_mask(sweep.trials).tolist() == [True, False, True, False]
+    assert list(sweep.trials["status"]) == ["completed", "pruned", "collapsed", "diverged", "overpowered",
+                                            "interrupted", "failed", "completed"]
+    assert finished_mask(sweep.trials).tolist() == [True, False, False, False, False, False, False, True]
+    # Stopped: ended for good before the budget. Interrupted trials continue, so they are neither.
+    assert stopped_mask(sweep.trials).tolist() == [False, True, True, True, True, False, True, False]
+
+
+def test_confirmation_runs_are_rows_but_not_trials(tmp_path: Path) -> None:
+    sweep_dir = write_sweep(tmp_path, "c", [1e-4, 2e-4], [45.0, 30.0])
+    again = SweepMembership("c", 1, {"lr": 2e-4, "model.ngf": 64}, ["fid"], confirm_of=1)
+    write_run(sweep_dir / "confirm" / "trial_0001_seed1000", train_config(lr=2e-4, seed=1000), image_scores(fid=33.0),
+              sweep=again)
+    result = load_runs([tmp_path])
+    assert len(result.runs) == 3 and result.runs["confirm_of"].tolist().count(1) == 1
+    sweep, = collect_sweeps(result.runs, result.sweeps, "fid")
+    assert sweep.trials["trial"].tolist() == [0, 1] and sweep.trials["fid"].tolist() == [45.0, 30.0]
+
+
+def test_stopped_trials_are_drawn_at_their_last_score_with_their_own_marker(tmp_path: Path) -> None:
+    # Seven of eight trials stopped early: the plots must still show them.
+    kinds = [None] + [StopKind.pruned, StopKind.mode_collapse] * 3 + [StopKind.d_overpowering]
+    lrs = [10 ** (-5 + 0.3 * i) for i in range(len(kinds))]
+    write_sweep(tmp_path, "mostly_stopped", lrs, [40.0 + i for i in range(len(kinds))], stops=kinds)
+    result = load_runs([tmp_path])
+    sweep, = collect_sweeps(result.runs, result.sweeps, "fid")
+    drawn = {plot.kind for plot in sweep_plots(sweep)}
+    assert {"history", "budget", "slices"} <= drawn and "importance" not in drawn  # one completed trial
+
+    ax = Figure().subplots()
+    assert plots._scatter_trials(ax, sweep.trials["trial"].to_numpy(float), sweep.trials["fid"].to_numpy(float), sweep.trials)
+    labels = ax.get_legend_handles_labels()[1]
+    assert labels == ["completed", "stopped early (pruned, collapsed, overpowered): last score"]
+    assert [len(c.get_offsets()) for c in ax.collections] == [1, 7]
+    assert ax.collections[1].get_paths()[0] != ax.collections[0].get_paths()[0]  # another marker
+
+
+@pytest.mark.parametrize("values", [[1e-4, 6e-4], [1.5e-4, 3e-4], [1e-5, 1e-3], [1e-6, 1e-1]])
+def test_log_axis_tick_labels_do_not_overlap(values: list[float]) -> None:
+    fig = Figure(figsize=(plots.PANEL_WIDTH, plots.HEIGHT), dpi=plots.DPI)
+    ax = fig.subplots()
+    xs = np.geomspace(*values, 7)
+    ax.scatter(xs, np.arange(7))
+    plots._log_x(ax, xs)
+    FigureCanvasAgg(fig).draw()
+    renderer = fig.canvas.get_renderer()
+    labels = [t for t in ax.get_xticklabels() if t.get_text() and t.get_visible()]
+    lo, hi = ax.get_xlim()
+    boxes = sorted((t.get_window_extent(renderer) for t in labels if lo <= t.get_position()[0] <= hi), key=lambda b: b.x0)
+    assert len(boxes) >= 2  # a range under a decade is still labelled
+    assert all(a.x1 < b.x0 for a, b in zip(boxes, boxes[1:]))
+    assert not any(t.get_text() for t in ax.get_xticklabels(minor=True))
+
+
+def test_sweep_folder_plots_are_the_reports(tmp_path: Path) -> None:
+    from gansweep.sweep import outputs  # imports the trainer, and torch
+
+    study = SimpleNamespace(study_name="ring")  # write_plots reads the trial folders, not the study
+    sweep_dir = write_sweep(tmp_path, "ring", [1e-4, 2e-4, 5e-4, 1e-3], [45.0, 30.0, 35.0, 60.0],
+                            stops=[None, StopKind.pruned, None, StopKind.mode_collapse])
+    assert outputs.write_plots(study, sweep_dir, ["fid"]) == []
+    for name in ("optimization_history.png", "budget_curve.png", "param_importances.png", "slices.png"):
+        assert (sweep_dir / name).read_bytes().startswith(PNG_MAGIC), name
+    assert not (sweep_dir / "pareto_front.png").exists()  # one objective
+
+    # One completed trial: no importances, and a note says what they need.
+    few = write_sweep(tmp_path, "few", [1e-4, 2e-4], [45.0, 30.0], stops=[None, StopKind.pruned])
+    notes = outputs.write_plots(SimpleNamespace(study_name="few"), few, ["fid", "coverage"])
+    assert notes == [f"param_importances.png skipped: it needs {plots.SWEEP_PLOT_NEEDS['importance']}"]
+    assert (few / "pareto_front.png").exists() and (few / "slices.png").exists()
+    assert outputs.write_plots(SimpleNamespace(study_name="other"), few, ["fid"]) == [
+        f"plots skipped: no trial folder of sweep other under {few}"
+    ]

@@ -1,8 +1,10 @@
-"""``gansweep report ROOT... [--sort KEY] [--top N] [--filter EXPR] [--group-by a,b] [outputs]``.
+"""``gansweep report ROOT... [--sort KEY] [--top N] [--filter EXPR] [--group-by a,b]
+[--columns a,b | --all-columns] [outputs]``.
 
 Reads run folders, prints the runs table (and group table), and writes the requested
-CSV / JSON / Parquet / HTML / PNG files. Errors are raised as ReportError; the main CLI
-prints them as one line and exits non-zero.
+CSV / JSON / Parquet / HTML / PNG files. The table shows a compact set of columns by
+default, on a terminal or not; on a terminal those that do not fit are named instead.
+Errors are raised as ReportError; the main CLI prints them as one line and exits non-zero.
 """
 
 from __future__ import annotations
@@ -23,19 +25,23 @@ from gansweep.report.plots import make_plots
 from gansweep.report.provenance import flag_mixed_scoring
 from gansweep.report.sweeps import collect_sweeps
 from gansweep.report.table import (
+    RUN_WIDTH,
+    chosen_columns,
+    compact_columns,
     default_sort_key,
-    display_columns,
     filter_runs,
     fit_columns,
     group_runs,
     is_higher_better,
+    primary_scores,
     runs_table,
+    short_names,
     sort_runs,
 )
 
-# Piped output is not cut to a terminal: tables keep their natural width, within these.
-MIN_PIPED_WIDTH = 80
-PIPED_MAX_WIDTH = 10_000
+# A table not cut to a terminal keeps its natural width, within these.
+MIN_NATURAL_WIDTH = 80
+MAX_NATURAL_WIDTH = 10_000
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,13 +49,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("roots", nargs="+", type=Path, metavar="ROOT",
                         help="folders to search, at any depth, for run folders (holding summary.json)")
     parser.add_argument("--sort", metavar="KEY",
-                        help="column to rank by, in its better direction (default: fid, else mode_kl)")
+                        help="column to rank by, in its better direction (default: the default objective most runs have, "
+                             "fid for images, mixture_tv for 2D mixtures)")
     parser.add_argument("--top", type=_positive_int, metavar="N", help="keep only the best N runs")
     parser.add_argument("--filter", metavar="EXPR",
                         help="pandas query, e.g. \"model == 'dcgan' and batch_size >= 64\" "
                              "(dotted config keys in backticks: `model.ngf` > 32)")
     parser.add_argument("--group-by", metavar="A,B",
                         help="comma-separated columns: count and mean/min/max of the scores per group")
+    shown = parser.add_mutually_exclusive_group()
+    shown.add_argument("--columns", metavar="A,B",
+                       help="show these columns, in this order (default: run, status, diagnosis, the objective "
+                            "scores, the hyperparameters that vary among the runs shown)")
+    shown.add_argument("--all-columns", action="store_true", help="show every column (the exported files always have all)")
     parser.add_argument("--csv", type=Path, metavar="PATH", help="write the table as CSV")
     parser.add_argument("--json", type=Path, metavar="PATH", help="write the table as JSON records")
     parser.add_argument("--parquet", type=Path, metavar="PATH", help="write the table as Parquet (needs pyarrow)")
@@ -57,9 +69,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plots", type=Path, metavar="DIR", help="write the report's plots as PNG files")
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run ``gansweep report``; returns the exit code (0). Raises ReportError on bad input."""
-    out, err = Console(highlight=False), Console(stderr=True, highlight=False, soft_wrap=True)
+def run(args: argparse.Namespace, out: Console | None = None, err: Console | None = None) -> int:
+    """Run ``gansweep report``; returns the exit code (0). Raises ReportError on bad input.
+
+    ``out`` and ``err`` default to the terminal's stdout and stderr.
+    """
+    out = out or Console(highlight=False)
+    err = err or Console(stderr=True, highlight=False, soft_wrap=True)
 
     # Load every run and say what could not be read.
     result = load_runs(args.roots)
@@ -77,15 +93,27 @@ def run(args: argparse.Namespace) -> int:
     _warn(err, flag_warnings)
     sort_key = args.sort or default_sort_key(runs)
     runs = sort_runs(runs, sort_key)
-    groups = group_runs(runs, _split(args.group_by), sort_key) if args.group_by else None
+    by = _split(args.group_by, "--group-by") if args.group_by else []
+    groups = group_runs(runs, by, sort_key) if by else None
     shown = runs.head(args.top) if args.top else runs
 
-    # Print.
-    columns = display_columns(shown, result.config_columns)
-    _print_table(out, shown, columns, sort_key)
+    # Print: the compact columns cut to the terminal, or the chosen ones at full width.
+    declared = [o for info in result.sweeps.values() for o in info.objectives]
+    primary = primary_scores(shown, sort_key, declared)
+    fit = out.is_terminal and not (args.columns or args.all_columns)
+    prefix, names = short_names(list(shown["run"]), RUN_WIDTH if fit else None)
+    if args.all_columns:
+        columns = list(shown.columns)
+    elif args.columns:
+        columns = chosen_columns(shown, _split(args.columns, "--columns"))
+    else:
+        columns = compact_columns(shown, result.config_columns, primary)
+    title = f"runs in {prefix}/" if prefix else ""
+    first = ["run", "status", "diagnosis", *primary, "flags"]
+    _print_table(out, shown.assign(run=names), columns, sort_key, title, first if fit else None)
     if groups is not None:
-        _print_table(out, groups, list(groups.columns), None, title="groups")
-    out.print(_counts_line(result.found, len(result.skipped), len(runs), len(shown), sort_key))
+        _print_table(out, groups, list(groups.columns), None, "groups", [*by, "count"] if out.is_terminal else None)
+    out.print(_counts_line(result.found, len(result.skipped), len(runs), len(shown), sort_key), soft_wrap=True)
 
     # Write the requested files: every run that passed the filter (--top only shortens the
     # screen), or the group table when grouping.
@@ -102,25 +130,32 @@ def run(args: argparse.Namespace) -> int:
             _write(args.plots / f"{plot.name}.png", plot.png, out)
     if args.html is not None:
         page = Page(
-            runs=shown, columns=columns, sort_key=sort_key, roots=[str(r) for r in args.roots],
-            found=result.found, skipped=len(result.skipped),
+            runs=shown.assign(run=short_names(list(shown["run"]))[1]), columns=columns, sort_key=sort_key,
+            roots=[str(r) for r in args.roots], found=result.found, skipped=len(result.skipped),
             warnings=result.warnings + flag_warnings, groups=groups, plots=plots,
         )
         _write(args.html, render_page(page).encode("utf-8"), out)
     return 0
 
 
-def _print_table(out: Console, frame: pd.DataFrame, columns: list[str], sort_key: str | None, title: str = "") -> None:
-    """On a terminal print the columns that fit and name the others; piped, print all."""
-    on_screen = fit_columns(frame, columns, out.width, sort_key) if out.is_terminal else columns
-    table = runs_table(frame, on_screen, sort_key, title=title)
-    if not out.is_terminal:
-        out.width = PIPED_MAX_WIDTH  # measure the table unconstrained, then print it at that width
-        out.width = max(MIN_PIPED_WIDTH, out.measure(table).maximum)
-    out.print(table)
+def _print_table(out: Console, frame: pd.DataFrame, columns: list[str], sort_key: str | None, title: str,
+                 first: list[str] | None) -> None:
+    """With ``first`` (the columns that matter most), print the columns that fit the
+    terminal and name the others; without, print every column at the table's natural width."""
+    on_screen = fit_columns(frame, columns, out.width, first) if first is not None else columns
+    table = runs_table(frame, on_screen, sort_key, title=title, wrap=first is not None)
+    if first is None:
+        width = out.width
+        out.width = MAX_NATURAL_WIDTH  # measure the table unconstrained, then print it at that width
+        out.width = max(MIN_NATURAL_WIDTH, out.measure(table).maximum)
+        out.print(table)
+        out.width = width
+    else:
+        out.print(table)
     if len(on_screen) < len(columns):
         hidden = ", ".join(c for c in columns if c not in on_screen)
-        out.print(f"hidden to fit the terminal: {hidden} (see --csv or --html)", style="dim", markup=False)
+        out.print(f"hidden to fit the terminal: {hidden} (see --columns, --all-columns, --csv or --html)",
+                  style="dim", markup=False)
 
 
 def _warn(err: Console, lines: list[str]) -> None:
@@ -144,13 +179,13 @@ def _write(path: Path, data: bytes, out: Console) -> None:
         write_bytes_atomic(path, data)
     except OSError as exc:
         raise ReportError(f"cannot write {path}: {exc.strerror or exc}") from None
-    out.print(f"wrote {path}", markup=False)
+    out.print(f"wrote {path}", markup=False, soft_wrap=True)
 
 
-def _split(text: str) -> list[str]:
+def _split(text: str, flag: str) -> list[str]:
     keys = [k.strip() for k in text.split(",") if k.strip()]
     if not keys:
-        raise ReportError("--group-by needs at least one column name")
+        raise ReportError(f"{flag} needs at least one column name")
     return keys
 
 

@@ -9,26 +9,26 @@ import base64
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from html import escape
-from pathlib import Path
 
 import pandas as pd
 
-from gansweep.report.load import latest_sample
 from gansweep.report.plots import Plot
-from gansweep.report.table import MISSING, format_value, is_higher_better, score_columns
+from gansweep.report.table import MISSING, format_value, is_higher_better, score_columns, status_style
+from gansweep.rundir import RunFolder
 
 # Sample grids shown side by side: the best runs only, the page stays light.
 SAMPLE_RUNS = 6
 # Scores printed under each sample grid.
 CARD_SCORES = 4
-STATUS_COLOURS = {
-    "completed": "#1a7f37",
-    "running": "#0969da",
-    "diverged": "#cf222e",
-    "failed": "#cf222e",
-    "collapsed": "#8250df",
-    "interrupted": "#9a6700",
-    "pruned": "#6e7781",
+# Badge colours of the rich styles statuses have in the terminal (rundir.Status.style).
+STYLE_COLOURS = {
+    "green": "#1a7f37",
+    "cyan": "#0969da",
+    "bold red": "#cf222e",
+    "red": "#cf222e",
+    "magenta": "#8250df",
+    "yellow": "#9a6700",
+    "dim": "#6e7781",
 }
 
 
@@ -91,7 +91,7 @@ def _samples_section(page: Page) -> str:
     cards = []
     scores = score_columns(page.runs, page.sort_key)[:CARD_SCORES]
     for row in page.runs.head(SAMPLE_RUNS).to_dict("records"):
-        sample = latest_sample(Path(row["path"]))
+        sample = RunFolder(row["path"]).latest_sample()
         if sample is None:
             continue
         lines = "".join(
@@ -134,7 +134,7 @@ def _table(frame: pd.DataFrame, columns: list[str], sort_key: str | None, css_cl
 
 def _status_badge(status: object) -> str:
     text = format_value("status", status)
-    colour = STATUS_COLOURS.get(str(status), "#57606a")
+    colour = STYLE_COLOURS.get(status_style(status), "#57606a")
     return f'<span class="badge" style="background:{colour}">{escape(text)}</span>'
 
 

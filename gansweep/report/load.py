@@ -1,51 +1,70 @@
 """Find run folders under one or more roots and load one row per run.
 
-A run folder is any folder holding a ``summary.json`` (see docs/run-folder.md). Only
-small files are read: ``summary.json``, ``config.yaml`` and the tail of
-``metrics.jsonl``, so a thousand runs load in about a second.
+Runs are read only through ``gansweep.rundir``: the typed ``RunSummary``, ``config.yaml``
+and the tail of ``metrics.jsonl`` (small files, so a thousand runs load in about a
+second). The columns are the summary's fields, one per registered score
+(``gansweep.scores.SCORES``), the scores' provenance, the last training values, and the
+config keys that differ between runs.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Optional
 
 import pandas as pd
-import yaml
 
-from gansweep.errors import ReportError
-from gansweep.report.diagnose import TAIL_LINES, diagnose
+from gansweep.config import DataConfig
+from gansweep.errors import GansweepError, ReportError, RunFolderError
+from gansweep.health import TAIL_LINES
+from gansweep.report.diagnose import diagnose
+from gansweep.rundir import SUMMARY, RunFolder, RunSummary, find_run_dirs
+from gansweep.scores import SCORES
 
-SUMMARY_FILE = "summary.json"
-CONFIG_FILE = "config.yaml"
-METRICS_FILE = "metrics.jsonl"
-SAMPLES_DIR = "samples"
+# The summary fields a run was configured with, in column order (the rest are outcomes).
+HYPERPARAMETERS = ("model", "data", "loss", "lr", "lr_g", "lr_d", "batch_size", "beta1", "beta2", "seed", "total_steps")
+# Summary fields that are records of their own: flattened into columns below, or (run_dir) the path.
+NESTED_FIELDS = frozenset({"run_dir", "stop_reason", "scores", "provenance", "last_train", "sweep", "best_checkpoint_scores"})
+# Not a registered score, but the denominator of modes_covered: kept next to the scores.
+MODES_TOTAL = "modes_total"
+# config.yaml keys that say where and how a run executed, not what it learned: never columns.
+RUN_SETTINGS = frozenset({
+    "threads", "device", "resume", "log_every", "sample_every", "checkpoint_every",
+    "data.root", "data.download", "eval.cache_dir", "eval.batch_size",
+})
 
-# Folders inside a run that never hold other runs; not walking them keeps discovery fast.
-SKIP_DIRS = frozenset({SAMPLES_DIR, "checkpoints", ".hydra", "__pycache__", ".git"})
 
-# The C loader is ~10x faster than the pure-Python one; it matters at 1,000 runs.
-YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-# Enough bytes of metrics.jsonl to hold the last TAIL_LINES train lines (~300 bytes each).
-TAIL_BYTES = 32 * 1024
+def _mixture(data: DataConfig) -> bool:
+    return data.is_points
 
-SCORE_COLUMNS = (
-    "fid", "precision", "recall", "density", "coverage",
-    "modes_covered", "modes_total", "mode_kl", "hq_fraction", "confidence",
-)
-PROVENANCE_COLUMNS = ("n_fake", "n_real", "feature_net", "feature_net_sha256")
-# The last logged training values: not shown, but there to --sort and --filter on.
-TRAINING_COLUMNS = ("loss_d", "loss_g", "d_real", "d_fake", "grad_norm_d", "grad_norm_g", "stop_reason")
-# Summary keys copied into the table, in column order; scores follow "images_per_s".
-RUN_COLUMNS = (
-    "status", "model", "data", "data_used", "loss", "lr", "lr_g", "lr_d", "batch_size",
-    "beta1", "beta2", "seed", "steps", "images_seen", "wall_time_s", "images_per_s",
-    *SCORE_COLUMNS, "best_fid", "best_fid_step", "sweep", "trial", *PROVENANCE_COLUMNS,
-    *TRAINING_COLUMNS,
-)
+
+def _images(data: DataConfig) -> bool:
+    return not data.is_points
+
+
+# Config keys that act only on some data. One DataConfig (and EvalConfig) serves every
+# data set, so config.yaml holds them everywhere; where they change nothing they are
+# left blank, so an image run shows no data.std and does not make data.std "differ".
+# Model keys need no entry: each model's config holds only its own keys.
+APPLIES: dict[str, Callable[[DataConfig], bool]] = {
+    "data.n_samples": _mixture,
+    "data.std": _mixture,
+    "data.radius": lambda data: data.name == "ring8",
+    "data.spacing": lambda data: data.name == "grid25",
+    "data.image_size": _images,
+    "data.channels": _images,
+    "data.feature_net": _images,
+    "eval.mixture_samples": _mixture,
+    "eval.mixture_min_count": _mixture,
+    "eval.n_samples": _images,
+    "eval.pr_k": _images,
+    "eval.dc_k": _images,
+    "eval.mode_threshold": lambda data: data.has_digit_classes,
+}
 
 
 @dataclass
@@ -56,7 +75,7 @@ class SweepInfo:
     params: list[str] = field(default_factory=list)
     """Sampled config keys (dotted), in first-seen order."""
     objectives: list[str] = field(default_factory=list)
-    """Objective names when trials declare ``objectives``; empty means "use the sort key"."""
+    """The objectives the trials declare; empty means "use the sort key"."""
 
 
 @dataclass
@@ -64,7 +83,7 @@ class LoadResult:
     """The runs found under the roots, one row each, plus what was skipped."""
 
     runs: pd.DataFrame
-    """Columns ``run``, RUN_COLUMNS, ``diagnosis``, differing config keys, ``path``."""
+    """Columns ``run``, ``status``, ``diagnosis``, the summary's, differing config keys, ``path``."""
     found: int
     """Folders holding a summary.json, loadable or not."""
     skipped: list[Path]
@@ -72,69 +91,7 @@ class LoadResult:
     warnings: list[str]
     sweeps: dict[str, SweepInfo]
     config_columns: list[str]
-    """Config keys (dotted) that differ between runs, or were swept."""
-
-
-def find_run_dirs(root: Path) -> list[Path]:
-    """Return every folder under ``root`` (itself included) that holds a summary.json.
-
-    A run folder is not searched further: runs do not nest.
-    """
-    found: list[Path] = []
-    for current, dirs, files in os.walk(root):
-        if SUMMARY_FILE in files:
-            found.append(Path(current))
-            dirs.clear()
-            continue
-        dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS)
-    return found
-
-
-def read_train_tail(run_dir: Path, n: int = TAIL_LINES) -> list[dict[str, Any]]:
-    """Return the last ``n`` ``"kind": "train"`` lines of metrics.jsonl (oldest first).
-
-    Reads only the end of the file; a torn last line (a run still writing) is ignored.
-    """
-    path = run_dir / METRICS_FILE
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            size = f.tell()
-            f.seek(max(0, size - TAIL_BYTES))
-            chunk = f.read()
-    except OSError:
-        return []
-    lines = chunk.decode("utf-8", errors="replace").splitlines()
-    if size > TAIL_BYTES:
-        lines = lines[1:]  # the first line of the chunk is cut
-    tail: list[dict[str, Any]] = []
-    for line in reversed(lines):
-        record = _parse_json_line(line)
-        if record is not None and record.get("kind") == "train":
-            tail.append(record)
-            if len(tail) == n:
-                break
-    return tail[::-1]
-
-
-def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    """Return every parseable line of metrics.jsonl; damaged lines are dropped."""
-    try:
-        text = (run_dir / METRICS_FILE).read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return []
-    records = (_parse_json_line(line) for line in text.splitlines())
-    return [r for r in records if r is not None]
-
-
-def latest_sample(run_dir: Path) -> Path | None:
-    """The sample grid of the highest step (``samples/step_XXXXXXX.png``), or None."""
-    best: tuple[int, Path] | None = None
-    for path in (run_dir / SAMPLES_DIR).glob("step_*.png"):
-        step = path.stem.removeprefix("step_")
-        if step.isdigit() and (best is None or int(step) > best[0]):
-            best = (int(step), path)
-    return best[1] if best else None
+    """Config keys (dotted) that differ between the runs they apply to, or were swept."""
 
 
 def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -147,6 +104,35 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[name] = value
     return flat
+
+
+def summary_row(summary: RunSummary) -> dict[str, Any]:
+    """One run's columns from its summary: hyperparameters, every registered score (blank
+    when not scored), the other fields, sweep, trial and the trial a confirmation run
+    retrains (``gansweep confirm``), provenance, last training values."""
+    scalars = {f.name: getattr(summary, f.name) for f in dataclasses.fields(RunSummary) if f.name not in NESTED_FIELDS}
+    scalars["status"] = summary.status.value
+    row = {key: scalars.pop(key) for key in ("status", *HYPERPARAMETERS)}
+    # SCORES is read on every call, so a score added to the registry is a column at once.
+    row.update({name: summary.scores.get(name) for name in SCORES})
+    row[MODES_TOTAL] = summary.scores.get(MODES_TOTAL)
+    row.update(scalars)
+    row["sweep"] = summary.sweep.name if summary.sweep else None
+    row["trial"] = summary.sweep.trial if summary.sweep else None
+    row["confirm_of"] = summary.sweep.confirm_of if summary.sweep else None
+    row.update(summary.provenance)
+    row.update(summary.last_train)
+    row["stop_reason"] = str(summary.stop_reason) if summary.stop_reason else None
+    return row
+
+
+def applicable_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A run's config flattened, without run settings and keys that do nothing for its data."""
+    data = _data_settings(config)
+    return {
+        key: value for key, value in flatten(config).items()
+        if key not in RUN_SETTINGS and (data is None or key not in APPLIES or APPLIES[key](data))
+    }
 
 
 def load_runs(roots: list[Path]) -> LoadResult:
@@ -162,7 +148,7 @@ def load_runs(roots: list[Path]) -> LoadResult:
     run_dirs = list(dict.fromkeys(d for root in roots for d in find_run_dirs(root)))
     if not run_dirs:
         where = ", ".join(str(r) for r in roots)
-        raise ReportError(f"no run folders (with {SUMMARY_FILE}) found under {where}")
+        raise ReportError(f"no run folders (with {SUMMARY}) found under {where}")
     base = _common_base(roots)
 
     rows: list[dict[str, Any]] = []
@@ -171,98 +157,83 @@ def load_runs(roots: list[Path]) -> LoadResult:
     warnings: list[str] = []
     sweeps: dict[str, SweepInfo] = {}
     for run_dir in run_dirs:
-        summary, problem = _read_summary(run_dir / SUMMARY_FILE)
-        if summary is None:
-            skipped.append(run_dir / SUMMARY_FILE)
-            warnings.append(f"skipped {run_dir / SUMMARY_FILE}: {problem}")
+        folder = RunFolder(run_dir)
+        try:
+            summary = folder.read_summary()
+        except (RunFolderError, OSError) as exc:
+            skipped.append(folder.summary_path)
+            warnings.append(f"skipped {exc}" if isinstance(exc, RunFolderError) else f"skipped {folder.summary_path}: {exc}")
             continue
-        config, problem = _read_config(run_dir / CONFIG_FILE)
-        if problem:
-            warnings.append(f"ignored {run_dir / CONFIG_FILE}: {problem}")
-        row: dict[str, Any] = {"run": _relative(run_dir, base)}
-        row.update({key: _scalar(summary.get(key)) for key in RUN_COLUMNS})
-        row["diagnosis"] = diagnose(summary, read_train_tail(run_dir))
+        if summary is None:  # removed since the walk: a run folder being replaced
+            continue
+        config = _read_or_warn(folder.read_config, {}, warnings)
+        tail = _read_or_warn(lambda: folder.read_train_tail(TAIL_LINES), [], warnings)
+        row = {"run": _relative(run_dir, base), "status": None, "diagnosis": diagnose(summary, tail)}
+        row.update(summary_row(summary))
         row["path"] = str(run_dir)
         rows.append(row)
-        configs.append(_with_params(flatten(config), summary))
+        configs.append(_with_params(applicable_config(config), summary))
         _note_sweep(sweeps, summary)
 
     if not rows:
-        runs = pd.DataFrame(columns=["run", *RUN_COLUMNS, "diagnosis", "path"])
+        runs = pd.DataFrame(columns=["run", "status", "diagnosis", "path"])
         return LoadResult(runs, len(run_dirs), skipped, warnings, sweeps, [])
     swept = {key for info in sweeps.values() for key in info.params}
     config_columns = _differing_keys(configs, taken=set(rows[0]), always=swept)
-    for row, config in zip(rows, configs):
-        row.update({key: _scalar(config.get(key)) for key in config_columns})
     runs = pd.DataFrame(rows)
+    values = pd.DataFrame([[_scalar(c.get(k)) for k in config_columns] for c in configs], columns=config_columns)
     # "path" last, after the config columns, so every exported file reads left to right.
-    runs = runs[[c for c in runs.columns if c != "path"] + ["path"]]
+    runs = pd.concat([runs.drop(columns="path"), values, runs["path"]], axis=1)
     return LoadResult(runs, len(run_dirs), skipped, warnings, sweeps, config_columns)
 
 
-def _parse_json_line(line: str) -> dict[str, Any] | None:
+def _read_or_warn(read: Callable[[], Any], empty: Any, warnings: list[str]) -> Any:
+    """What ``read`` returns; a damaged config or metrics file is a warning, not a lost run."""
     try:
-        record = json.loads(line)
-    except ValueError:
-        return None
-    return record if isinstance(record, dict) else None
-
-
-def _read_summary(path: Path) -> tuple[dict[str, Any] | None, str]:
-    try:
-        text = path.read_text(encoding="utf-8")
+        return read()
+    except RunFolderError as exc:
+        warnings.append(f"ignored {exc}")
     except OSError as exc:
-        return None, f"unreadable ({exc.strerror})"
-    if not text.strip():
-        return None, "empty file (half-written?)"
+        warnings.append(f"ignored {exc.filename}: {exc.strerror}")
+    return empty
+
+
+def _data_settings(config: dict[str, Any]) -> Optional[DataConfig]:
+    """The run's data settings as the typed schema, which knows its kind; None when unreadable."""
+    data = config.get("data")
+    if not isinstance(data, dict):
+        return None
+    known = {f.name for f in dataclasses.fields(DataConfig)}
     try:
-        summary = json.loads(text)
-    except ValueError as exc:
-        return None, f"not valid JSON ({exc.msg} at line {exc.lineno})"
-    if not isinstance(summary, dict):
-        return None, "not a JSON object"
-    return summary, ""
+        return DataConfig(**{k: v for k, v in data.items() if k in known})
+    except (GansweepError, TypeError):
+        return None
 
 
-def _read_config(path: Path) -> tuple[dict[str, Any], str]:
-    if not path.is_file():
-        return {}, ""
-    try:
-        config = yaml.load(path.read_text(encoding="utf-8"), Loader=YAML_LOADER)
-    except (OSError, yaml.YAMLError) as exc:
-        return {}, f"not valid YAML ({type(exc).__name__})"
-    return (config, "") if isinstance(config, dict) else ({}, "not a YAML mapping")
-
-
-def _with_params(config: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
-    """Fill swept keys missing from config.yaml from the trial's ``params``."""
-    params = summary.get("params")
-    if isinstance(params, dict):
-        for key, value in params.items():
-            config.setdefault(key, value)
+def _with_params(config: dict[str, Any], summary: RunSummary) -> dict[str, Any]:
+    """Fill swept keys missing from config.yaml from the trial's sampled ``params``."""
+    for key, value in (summary.sweep.params if summary.sweep else {}).items():
+        config.setdefault(key, value)
     return config
 
 
-def _note_sweep(sweeps: dict[str, SweepInfo], summary: dict[str, Any]) -> None:
-    name = summary.get("sweep")
-    if not name:
+def _note_sweep(sweeps: dict[str, SweepInfo], summary: RunSummary) -> None:
+    if summary.sweep is None:
         return
-    info = sweeps.setdefault(str(name), SweepInfo(str(name)))
-    params = summary.get("params")
-    for key in params if isinstance(params, dict) else ():
-        if key not in info.params:
-            info.params.append(key)
-    objectives = summary.get("objectives")  # a list of score names, or {name: value}
-    for key in objectives if isinstance(objectives, (list, dict)) else ():
-        if key not in info.objectives:
-            info.objectives.append(key)
+    info = sweeps.setdefault(summary.sweep.name, SweepInfo(summary.sweep.name))
+    info.params += [key for key in summary.sweep.params if key not in info.params]
+    info.objectives += [name for name in summary.sweep.objectives if name not in info.objectives]
 
 
 def _differing_keys(configs: list[dict[str, Any]], taken: set[str], always: set[str]) -> list[str]:
-    """Config keys whose values differ between runs and that are not columns already.
+    """Config keys whose values differ between runs, and that are not columns already.
 
-    ``model.name`` counts as taken when ``model`` is a column. Keys in ``always`` are
-    kept even when they do not differ (a swept key with one loaded trial).
+    Only runs holding a key compare it: another model's keys, or keys that do not apply
+    to a run's data, are not "different". A key of a config group compares only runs
+    with the same option (``data.std`` among ring8 runs, not ring8 against grid25): two
+    options' own defaults are not a choice. ``model.name`` counts as taken when
+    ``model`` is a column. Keys in ``always`` are kept even when they do not differ (a
+    swept key with one loaded trial).
     """
     keys: dict[str, None] = {}
     for config in configs:
@@ -272,14 +243,18 @@ def _differing_keys(configs: list[dict[str, Any]], taken: set[str], always: set[
         group, _, leaf = key.rpartition(".")
         if key in taken or (leaf == "name" and group in taken):
             continue
-        values = {json.dumps(c.get(key), sort_keys=True, default=str) for c in configs}
-        if len(values) > 1 or key in always:
+        by_option: dict[str, set[str]] = {}
+        for config in configs:
+            if key in config:
+                value = json.dumps(config[key], sort_keys=True, default=str)
+                by_option.setdefault(str(config.get(f"{group}.name")), set()).add(value)
+        if any(len(values) > 1 for values in by_option.values()) or key in always:
             differing.append(key)
     return differing
 
 
 def _scalar(value: Any) -> Any:
-    """Make a summary/config value fit one table cell: lists and dicts become JSON text."""
+    """Make a config value fit one table cell: lists and dicts become JSON text."""
     if isinstance(value, (list, dict)):
         return json.dumps(value, sort_keys=True)
     return value

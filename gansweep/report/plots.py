@@ -1,10 +1,14 @@
 """The report's figures, drawn with matplotlib's object API (no pyplot, no global
 backend switch) and returned as PNG bytes, ready to embed in HTML or write to files.
+
+The sweep figures are the one way gansweep draws a sweep: ``gansweep sweep`` writes
+them into its folder through ``sweep_plots`` too (gansweep/sweep/outputs.py).
 """
 
 from __future__ import annotations
 
 import io
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
-from gansweep.report.load import read_metrics
+from gansweep.errors import RunFolderError
 from gansweep.report.sweeps import (
     SweepTrials,
     best_so_far,
@@ -22,8 +26,11 @@ from gansweep.report.sweeps import (
     finished_mask,
     param_importances,
     pareto_mask,
+    stopped_mask,
 )
 from gansweep.report.table import is_higher_better, is_lr_like, score_columns
+from gansweep.rundir import RunFolder
+from gansweep.scores import DEFAULT_OBJECTIVE
 
 # Runs whose training curves are drawn: more lines than this are unreadable.
 CURVE_RUNS = 5
@@ -37,7 +44,18 @@ DPI = 100
 SINGLE_WIDTH = 6.4
 PANEL_WIDTH = 4.8
 HEIGHT = 3.6
+LEGEND_HEIGHT = 0.5  # a legend under the panels
+# Panels per row of a sweep's slice plot (one panel per swept parameter).
+SLICE_COLUMNS = 3
 BEST_COLOUR = "#d62728"
+# What each sweep plot needs from the trials to be drawn; gansweep sweep notes the missing ones.
+SWEEP_PLOT_NEEDS = {
+    "history": "a trial with a score",
+    "budget": "a completed trial with a score",
+    "importance": "two completed trials with different scores and a parameter that varies",
+    "slices": "a swept parameter and a trial with a score",
+    "pareto": "two objectives and a completed trial with both scores",
+}
 
 
 @dataclass
@@ -50,6 +68,8 @@ class Plot:
     png: bytes
     wide: bool = False
     """Several panels: the HTML page gives it a whole row."""
+    kind: str = ""
+    """A sweep figure's kind, a key of SWEEP_PLOT_NEEDS: a sweep folder names its file by it."""
 
 
 def make_plots(runs: pd.DataFrame, sweeps: list[SweepTrials], config_columns: list[str],
@@ -73,8 +93,8 @@ def make_plots(runs: pd.DataFrame, sweeps: list[SweepTrials], config_columns: li
 
 
 def training_curves(top: pd.DataFrame, sort_key: str | None) -> list[Plot]:
-    """D and G losses, and the FID (or the sort key) at each evaluation, of the ``top`` runs."""
-    histories = {run: read_metrics(Path(path)) for run, path in zip(top["run"], top["path"])}
+    """D and G losses, and the sort key (else a default objective) at each evaluation, of the ``top`` runs."""
+    histories = {run: _metrics(Path(path)) for run, path in zip(top["run"], top["path"])}
     plots = []
     fig, axes = _figure(2)
     drawn = False
@@ -91,7 +111,7 @@ def training_curves(top: pd.DataFrame, sort_key: str | None) -> list[Plot]:
         axes[1].legend(fontsize=7, loc="best")
         plots.append(_plot("curves_loss", "Losses of the top runs", fig))
 
-    metric = next((k for k in (sort_key, "fid", "mode_kl") if k and _any_eval(histories, k)), None)
+    metric = next((k for k in (sort_key, *DEFAULT_OBJECTIVE.values()) if k and _any_eval(histories, k)), None)
     if metric is not None:
         fig, (ax,) = _figure(1)
         for run, records in histories.items():
@@ -107,56 +127,55 @@ def training_curves(top: pd.DataFrame, sort_key: str | None) -> list[Plot]:
 def score_vs_hyperparameter(runs: pd.DataFrame, key: str, scores: list[str]) -> Plot:
     """One panel per score against ``key``: log x for lr-like keys, a strip for categories."""
     fig, axes = _figure(len(scores))
-    x = runs[key]
-    numeric = pd.api.types.is_numeric_dtype(x) and not pd.api.types.is_bool_dtype(x)
-    if not numeric:
-        categories = sorted({str(v) for v in x.dropna()})
-        positions = x.map(lambda v: categories.index(str(v)) if pd.notna(v) else np.nan)
-        # Spread the points of one category evenly over +-0.25, so they do not overlap.
-        rank = positions.groupby(positions).cumcount()
-        count = positions.map(positions.value_counts())
-        x = positions + 0.5 * ((rank + 0.5) / count - 0.5)
+    x, categories = _positions(runs[key])
     for ax, score in zip(axes, scores):
-        y = pd.to_numeric(runs[score], errors="coerce")
+        y = _numbers(runs[score])
         ax.scatter(x, y, s=18, alpha=0.75, edgecolors="none")
-        best = y.idxmax() if is_higher_better(score) else y.idxmin()
-        if pd.notna(best):
+        if np.isfinite(y).any():
+            best = int(np.nanargmax(y) if is_higher_better(score) else np.nanargmin(y))
             ax.scatter([x[best]], [y[best]], s=90, marker="*", color=BEST_COLOUR, label="best", zorder=3)
-        if numeric and is_lr_like(key) and (runs[key].dropna() > 0).all():
-            ax.set_xscale("log")
-        if not numeric:
+        if categories is not None:
             ax.set_xticks(range(len(categories)), categories, rotation=30 if len(categories) > 4 else 0)
+        elif is_lr_like(key) and (runs[key].dropna() > 0).all():
+            _log_x(ax, runs[key].dropna().to_numpy(dtype=float))
         _style(ax, f"{score} vs {key}", key, score)
     return _plot(f"score_vs_{_slug(key)}", f"Scores against {key}", fig)
 
 
 def sweep_plots(sweep: SweepTrials) -> list[Plot]:
-    """History, budget curve, parameter importance and (multi-objective) Pareto front of a sweep."""
+    """History, budget curve, parameter importance, slices and (several objectives) the
+    Pareto front of a sweep, from its trials' rows.
+
+    Trials stopped early (pruned, collapsed, overpowered, diverged) are drawn at their
+    last score with their own marker: a sweep whose trials were mostly stopped still
+    shows where they got to. Best-so-far lines, the budget curve, importances and the
+    Pareto front use completed trials only, whose scores are objective values.
+    """
     if not sweep.objectives:
         return []
     trials = sweep.trials
     finished = finished_mask(trials)
-    number = (trials["trial"] if "trial" in trials else pd.Series(range(len(trials)), index=trials.index)).to_numpy()
+    number = trials["trial"].to_numpy(dtype=float)
     slug = _slug(sweep.name)
     plots = []
 
-    fig, axes = _figure(len(sweep.objectives))
+    fig, axes = _figure(len(sweep.objectives), height=HEIGHT + LEGEND_HEIGHT)
+    drawn = False
     for ax, objective in zip(axes, sweep.objectives):
-        values = pd.to_numeric(trials[objective], errors="coerce").to_numpy(dtype=float)
-        ax.scatter(number[finished], values[finished], s=18, label="finished trial")
-        if np.isfinite(values[~finished]).any():
-            ax.scatter(number[~finished], values[~finished], s=18, facecolors="none", edgecolors="grey",
-                       label="pruned / running")
+        values = _numbers(trials[objective])
+        drawn |= _scatter_trials(ax, number, values, trials)
         best = best_so_far(np.where(finished, values, np.nan), is_higher_better(objective))
-        ax.step(number, best, where="post", color=BEST_COLOUR, label="best so far")
+        if np.isfinite(best).any():
+            ax.step(number, best, where="post", color=BEST_COLOUR, label="best so far (completed)")
         _style(ax, f"{objective} per trial", "trial", objective)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.legend(fontsize=7)
-    plots.append(_plot(f"sweep_{slug}_history", f"Sweep {sweep.name}: optimization history", fig))
+    _legend_below(fig)
+    if drawn:
+        plots.append(_plot(f"sweep_{slug}_history", f"Sweep {sweep.name}: optimization history", fig, "history"))
 
     objective = sweep.objectives[0]
     higher = is_higher_better(objective)
-    values = pd.to_numeric(trials.loc[finished, objective], errors="coerce").to_numpy(dtype=float)
+    values = _numbers(trials.loc[finished, objective])
     curve = expected_best(values, higher)
     if len(curve):
         fig, (ax,) = _figure(1)
@@ -164,35 +183,133 @@ def sweep_plots(sweep: SweepTrials) -> list[Plot]:
         ax.plot(k, curve, marker="o", markersize=3, label="expected best of k random trials")
         observed = best_so_far(values[~np.isnan(values)], higher)
         ax.step(k, observed, where="post", color=BEST_COLOUR, alpha=0.7, label="best so far, in trial order")
-        _style(ax, f"best {objective} vs number of trials", "trials (budget)", f"best {objective}")
+        _style(ax, f"best {objective} vs number of completed trials", "completed trials (budget)", f"best {objective}")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(fontsize=7)
-        plots.append(_plot(f"sweep_{slug}_budget", f"Sweep {sweep.name}: budget curve", fig))
+        plots.append(_plot(f"sweep_{slug}_budget", f"Sweep {sweep.name}: budget curve", fig, "budget"))
 
     importances = param_importances(trials[finished], sweep.params, objective)
     if importances:
         fig, (ax,) = _figure(1, height=max(2.4, 0.8 + 0.45 * len(importances)))
         names = list(importances)[::-1]
         ax.barh(names, [importances[n] for n in names])
-        _style(ax, f"importance for {objective} (fANOVA)", "importance", "")
-        plots.append(_plot(f"sweep_{slug}_importance", f"Sweep {sweep.name}: parameter importance", fig))
+        _style(ax, f"importance for {objective} (fANOVA, completed trials)", "importance", "")
+        plots.append(_plot(f"sweep_{slug}_importance", f"Sweep {sweep.name}: parameter importance", fig, "importance"))
+
+    slices = _slices(sweep, objective)
+    if slices is not None:
+        plots.append(_plot(f"sweep_{slug}_slices", f"Sweep {sweep.name}: {objective} against each parameter", slices, "slices"))
 
     if len(sweep.objectives) >= 2:
-        plots.append(_pareto_plot(sweep, trials[finished], slug))
+        pareto = _pareto_plot(sweep, trials[finished], slug)
+        if pareto is not None:
+            plots.append(pareto)
     return plots
 
 
-def _pareto_plot(sweep: SweepTrials, trials: pd.DataFrame, slug: str) -> Plot:
+def _slices(sweep: SweepTrials, objective: str) -> Figure | None:
+    """One panel per swept parameter: the objective of every trial against its value."""
+    trials = sweep.trials
+    values = _numbers(trials[objective])
+    params = [p for p in sweep.params if trials[p].notna().any()]
+    if not params or not np.isfinite(values).any():
+        return None
+    columns = min(len(params), SLICE_COLUMNS)
+    rows = math.ceil(len(params) / columns)
+    width = SINGLE_WIDTH if columns == 1 else PANEL_WIDTH * columns
+    fig = Figure(figsize=(width, HEIGHT * rows + LEGEND_HEIGHT), dpi=DPI, layout="constrained")
+    axes = np.atleast_1d(fig.subplots(rows, columns)).ravel()
+    for ax, param in zip(axes, params):
+        x, categories = _positions(trials[param])
+        _scatter_trials(ax, x, values, trials)
+        if categories is not None:
+            ax.set_xticks(range(len(categories)), categories, rotation=30 if len(categories) > 4 else 0)
+        elif is_lr_like(param) and (trials[param].dropna() > 0).all():
+            _log_x(ax, trials[param].dropna().to_numpy(dtype=float))
+        _style(ax, f"{objective} vs {param}", param, objective)
+    _legend_below(fig)
+    for ax in axes[len(params):]:
+        ax.set_visible(False)
+    return fig
+
+
+def _scatter_trials(ax, x: np.ndarray, y: np.ndarray, trials: pd.DataFrame) -> bool:
+    """Completed trials as dots, stopped ones as crosses at their last score, running or
+    interrupted ones as rings; a legend entry per kind drawn. True when anything was drawn."""
+    finished, stopped = finished_mask(trials), stopped_mask(trials)
+    shown = np.isfinite(x) & np.isfinite(y)
+    stopped_as = ", ".join(dict.fromkeys(trials["status"][stopped & shown]))
+    kinds = [
+        (finished, "completed", {"marker": "o", "s": 20}),
+        (stopped, f"stopped early ({stopped_as}): last score", {"marker": "x", "s": 26, "color": "#ff7f0e"}),
+        (~finished & ~stopped, "running / interrupted: latest score", {"marker": "o", "s": 20, "facecolors": "none", "edgecolors": "grey"}),
+    ]
+    drawn = False
+    for mask, label, style in kinds:
+        if (mask & shown).any():
+            ax.scatter(x[mask & shown], y[mask & shown], label=label, **style)
+            drawn = True
+    return drawn
+
+
+def _legend_below(fig: Figure) -> None:
+    """One legend under the panels, of every kind of mark they show: over a panel it
+    would hide the trials of a crowded sweep."""
+    entries: dict[str, object] = {}
+    for ax in fig.axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            entries.setdefault(label, handle)
+    fig.legend(list(entries.values()), list(entries), loc="outside lower center", ncol=3, fontsize=7, frameon=False)
+
+
+def _pareto_plot(sweep: SweepTrials, trials: pd.DataFrame, slug: str) -> Plot | None:
     first, second = sweep.objectives[:2]
     points = trials[[first, second]].apply(pd.to_numeric, errors="coerce").dropna().to_numpy(dtype=float)
-    front = pareto_mask(points, [is_higher_better(first), is_higher_better(second)]) if len(points) else np.array([], bool)
+    if not len(points):
+        return None
+    front = pareto_mask(points, [is_higher_better(first), is_higher_better(second)])
     fig, (ax,) = _figure(1)
     ax.scatter(points[~front, 0], points[~front, 1], s=18, color="grey", alpha=0.6, label="dominated")
     ordered = points[front][np.argsort(points[front][:, 0])]
     ax.plot(ordered[:, 0], ordered[:, 1], marker="o", color=BEST_COLOUR, label="Pareto front")
-    _style(ax, f"{first} vs {second}", first, second)
+    _style(ax, f"{first} vs {second} (completed trials)", first, second)
     ax.legend(fontsize=7)
-    return _plot(f"sweep_{slug}_pareto", f"Sweep {sweep.name}: Pareto front", fig)
+    return _plot(f"sweep_{slug}_pareto", f"Sweep {sweep.name}: Pareto front", fig, "pareto")
+
+
+def _positions(values: pd.Series) -> tuple[np.ndarray, list[str] | None]:
+    """x positions of ``values``: the numbers themselves, or for categories their index,
+    spread evenly over +-0.25 so the points of one category do not overlap."""
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        return values.to_numpy(dtype=float), None
+    categories = sorted({str(v) for v in values.dropna()})
+    positions = values.map(lambda v: categories.index(str(v)) if pd.notna(v) else np.nan)
+    rank = positions.groupby(positions).cumcount()
+    count = positions.map(positions.value_counts())
+    return (positions + 0.5 * ((rank + 0.5) / count - 0.5)).to_numpy(dtype=float), categories
+
+
+def _log_x(ax, values: np.ndarray) -> None:
+    """A log x axis labelled 1e-4, 2e-4, 5e-4...: matplotlib's default labels the minor
+    ticks of a range under a decade in full (2x10^-4, 3x10^-4...) and they overlap."""
+    ax.set_xscale("log")
+    decades = math.log10(values.max() / values.min()) if len(values) else 0.0
+    subs = (1.0,) if decades > 3 else (1.0, 2.0, 5.0)
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=subs, numticks=8))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0e}".replace("e-0", "e-").replace("e+0", "e")))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _numbers(values: pd.Series) -> np.ndarray:
+    return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
+
+
+def _metrics(run_dir: Path) -> list[dict]:
+    """A run's metrics rows; a damaged file draws no curve (load_runs has warned about it)."""
+    try:
+        return RunFolder(run_dir).read_metrics()
+    except (RunFolderError, OSError):
+        return []
 
 
 def _series(records: list[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
@@ -220,10 +337,10 @@ def _figure(panels: int, height: float = HEIGHT) -> tuple[Figure, np.ndarray]:
     return fig, np.atleast_1d(fig.subplots(1, panels))
 
 
-def _plot(name: str, title: str, fig: Figure) -> Plot:
+def _plot(name: str, title: str, fig: Figure, kind: str = "") -> Plot:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
-    return Plot(name, title, buffer.getvalue(), wide=len(fig.axes) > 1)
+    return Plot(name, title, buffer.getvalue(), wide=len([ax for ax in fig.axes if ax.get_visible()]) > 1, kind=kind)
 
 
 def _short(run: str, width: int = 32) -> str:

@@ -1,8 +1,10 @@
-"""Flag runs whose scores were computed differently from the rest.
+"""Flag runs whose scores were computed differently from the other runs on the same data.
 
 FID from another feature network, or from another number of generated samples, is not
 comparable (FID is biased in the sample count), so such runs are marked instead of being
-silently ranked together with the others.
+silently ranked together with the others. Runs on different data sets are never
+compared: their scores are not comparable anyway, and a 2D run scores other sample
+counts than an image run by design.
 """
 
 from __future__ import annotations
@@ -18,28 +20,30 @@ FLAGS_COLUMN = "flags"
 
 
 def flag_mixed_scoring(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-    """Return ``runs`` with a ``flags`` column and one warning line per mixed provenance key.
+    """Return ``runs`` with a ``flags`` column and one warning line per mixed provenance key and data set.
 
-    For each key the most common value is the reference; runs with another value get
-    "<words> differs" in ``flags``. Runs without the key (not scored yet) are left alone.
+    Among the runs on one data set, the most common value of each key is the reference;
+    runs with another value get "<words> differs" in ``flags``. Runs without the key (not
+    scored yet) are left alone.
     """
     flags = pd.Series("", index=runs.index, dtype=object)
     warnings: list[str] = []
-    for column, words in PROVENANCE_CHECKS.items():
-        if column not in runs:
-            continue
-        values = runs[column].dropna().map(_label)
-        counts = values.value_counts()
-        if len(counts) < 2:
-            continue
-        reference = counts.index[0]
-        minority = values.index[values != reference]
-        flags[minority] = flags[minority].map(lambda f: f"{f}; {words} differs" if f else f"{words} differs")
-        groups = ", ".join(f"{v}: {_runs(n)}" for v, n in counts.items())
-        warnings.append(
-            f"runs were scored with {len(counts)} different values of {column} ({groups}); "
-            f"scores are not comparable across them: {_runs(len(minority))} marked '{words} differs' in '{FLAGS_COLUMN}'"
-        )
+    for data, group in runs.groupby("data", sort=True):
+        for column, words in PROVENANCE_CHECKS.items():
+            if column not in group:
+                continue
+            values = group[column].dropna().map(_label)
+            counts = values.value_counts()
+            if len(counts) < 2:
+                continue
+            reference = counts.index[0]
+            minority = values.index[values != reference]
+            flags[minority] = flags[minority].map(lambda f: f"{f}; {words} differs" if f else f"{words} differs")
+            groups = ", ".join(f"{v}: {_runs(n)}" for v, n in counts.items())
+            warnings.append(
+                f"runs on {data} were scored with {len(counts)} different values of {column} ({groups}); "
+                f"scores are not comparable across them: {_runs(len(minority))} marked '{words} differs' in '{FLAGS_COLUMN}'"
+            )
     return runs.assign(**{FLAGS_COLUMN: flags}), warnings
 
 

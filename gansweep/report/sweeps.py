@@ -17,13 +17,12 @@ from scipy.special import gammaln
 
 from gansweep.report.load import SweepInfo
 from gansweep.report.table import is_higher_better, is_lr_like
+from gansweep.rundir import Status
 
 # fANOVA forest size: 32 trees rank parameters as well as 64 on sweeps of <1,000 trials
 # and halve the time; the seed makes the report reproducible.
 IMPORTANCE_TREES = 32
 IMPORTANCE_SEED = 0
-# Trials in these states have no final objective value.
-UNFINISHED = frozenset({"running", "pruned"})
 
 
 @dataclass
@@ -52,26 +51,32 @@ def param_column(key: str, columns: pd.Index | list[str]) -> str | None:
 def collect_sweeps(runs: pd.DataFrame, infos: dict[str, SweepInfo], fallback_objective: str | None) -> list[SweepTrials]:
     """Gather the trials of each sweep present in ``runs``.
 
-    The objectives are those the trials declare (``objectives`` in summary.json), else
-    ``fallback_objective`` (the report's sort key).
+    Confirmation runs (``gansweep confirm``: a trial retrained with another seed) are
+    not trials: the sweep did not sample them. The objectives are those the trials
+    declare (``sweep.objectives`` in summary.json), else ``fallback_objective`` (the
+    report's sort key).
     """
-    if "sweep" not in runs or not runs["sweep"].notna().any():
-        return []
+    trials_only = runs["sweep"].notna() & runs["confirm_of"].isna()
     sweeps = []
-    for name, trials in runs[runs["sweep"].notna()].groupby("sweep", sort=True):
+    for name, trials in runs[trials_only].groupby("sweep", sort=True):
         info = infos.get(str(name), SweepInfo(str(name)))
         params = [c for c in (param_column(k, runs.columns) for k in info.params) if c is not None]
         objectives = [o for o in (info.objectives or [fallback_objective]) if o is not None and o in runs]
-        if "trial" in trials:
-            trials = trials.sort_values("trial", kind="stable")
+        trials = trials.sort_values("trial", kind="stable")
         sweeps.append(SweepTrials(str(name), trials, list(dict.fromkeys(params)), objectives))
     return sweeps
 
 
 def finished_mask(trials: pd.DataFrame) -> np.ndarray:
-    """True for trials that ran to the end (or failed there), not pruned or still running:
-    only their values are objective values, as in Optuna."""
-    return (~trials["status"].isin(UNFINISHED)).to_numpy()
+    """True for trials that ran their whole budget (``Status.has_objective``): only their
+    scores are objective values, as only COMPLETE trials carry values in Optuna."""
+    return trials["status"].map(lambda s: Status(s).has_objective).to_numpy(dtype=bool)
+
+
+def stopped_mask(trials: pd.DataFrame) -> np.ndarray:
+    """True for trials that ended before their budget (pruned, collapsed, overpowered,
+    diverged, failed): their scores, if any, are the last evaluation's."""
+    return trials["status"].map(lambda s: Status(s).final and not Status(s).has_objective).to_numpy(dtype=bool)
 
 
 def best_so_far(values: np.ndarray, higher_is_better: bool) -> np.ndarray:

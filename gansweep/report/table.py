@@ -11,46 +11,31 @@ from rich.table import Table
 from rich.text import Text
 
 from gansweep.errors import ReportError
-from gansweep.report.load import SCORE_COLUMNS
-from gansweep.sweep.objectives import DIRECTIONS
+from gansweep.report.load import HYPERPARAMETERS
+from gansweep.rundir import Status
+from gansweep.scores import DEFAULT_OBJECTIVE, SCORES, format_score, higher_is_better
 
-# Keys where a higher value is better: the scores the sweep maximizes, and throughput.
-# Every other key sorts ascending, the better direction for fid, mode_kl, best_fid,
-# losses and wall time (and the natural one for lr, steps...).
-HIGHER_IS_BETTER = frozenset({k for k, d in DIRECTIONS.items() if d == "maximize"} | {"images_per_s"})
-DEFAULT_SORT_KEYS = ("fid", "mode_kl")
-
-# The terminal/HTML table shows these (when not empty) plus the differing config keys;
-# exported files carry every column.
-DISPLAY_COLUMNS = (
-    "run", "status", "diagnosis", "model", "data", "data_used", "loss", "lr", "lr_g", "lr_d", "batch_size",
-    "steps", *SCORE_COLUMNS, "best_fid", "wall_time_s", "flags",
-)
-# Shown only when some run's value differs from the partner column (a data fallback,
-# separate G/D learning rates).
-SHOWN_WHEN_DIFFERENT = {"data_used": "data", "lr_g": "lr", "lr_d": "lr"}
-# Columns that hold counts and steps even when pandas stored them as floats (NaN present).
-INT_COLUMNS = frozenset({
-    "steps", "total_steps", "images_seen", "batch_size", "seed", "trial", "n_fake", "n_real",
-    "modes_covered", "modes_total", "best_fid_step",
-})
-# Keys whose whole-number values are still measurements, shown with decimals.
-FLOAT_COLUMNS = frozenset({*SCORE_COLUMNS, "best_fid", "loss_d", "loss_g", "images_per_s"}) - INT_COLUMNS
-STATUS_STYLES = {
-    "completed": "green",
-    "running": "cyan",
-    "diverged": "bold red",
-    "failed": "red",
-    "collapsed": "magenta",
-    "interrupted": "yellow",
-    "pruned": "dim",
-}
+# Whole-number values of these are still measurements, shown with decimals.
+MEASUREMENTS = frozenset({"loss_d", "loss_g", "d_real", "d_fake", "grad_norm_d", "grad_norm_g", "images_per_s", "epochs"})
+# On a terminal: run names longer than this lose their leading folders, and the
+# diagnosis wraps at this width, so neither takes the width the scores need.
+RUN_WIDTH = 22
+DIAGNOSIS_WIDTH = 26
 MISSING = "–"
 
 
+def score_name(key: str) -> str | None:
+    """The registered score a column holds: ``fid`` for fid and best_fid, else None."""
+    for name in (key, key.removeprefix("best_")):
+        if name in SCORES:
+            return name
+    return None
+
+
 def is_higher_better(key: str) -> bool:
-    """True when a larger ``key`` is better (coverage...), False for fid, losses, time..."""
-    return key in HIGHER_IS_BETTER
+    """True when a larger ``key`` is better (coverage, images_per_s...), False for fid, losses, time..."""
+    score = score_name(key)
+    return higher_is_better(score) if score else key == "images_per_s"
 
 
 def is_lr_like(key: str) -> bool:
@@ -60,11 +45,10 @@ def is_lr_like(key: str) -> bool:
 
 
 def default_sort_key(runs: pd.DataFrame) -> str | None:
-    """``fid`` when any run has one, else ``mode_kl``, else None (keep load order)."""
-    for key in DEFAULT_SORT_KEYS:
-        if key in runs and runs[key].notna().any():
-            return key
-    return None
+    """The default objective (``scores.DEFAULT_OBJECTIVE``) most runs have a value of, or None."""
+    counts = {key: int(runs[key].notna().sum()) for key in DEFAULT_OBJECTIVE.values() if key in runs}
+    best = max(counts, key=counts.get, default=None)  # ties: the first objective listed
+    return best if best is not None and counts[best] > 0 else None
 
 
 def filter_runs(runs: pd.DataFrame, expr: str) -> pd.DataFrame:
@@ -89,12 +73,9 @@ def sort_runs(runs: pd.DataFrame, key: str | None) -> pd.DataFrame:
 
 
 def score_columns(runs: pd.DataFrame, sort_key: str | None = None) -> list[str]:
-    """Numeric score columns with at least one value, the sort key first.
-
-    ``modes_total`` is left out: it describes the data set, not the run.
-    """
+    """Registered scores (``scores.SCORES``, in its order) with at least one value, the sort key first."""
     candidates = [sort_key] if sort_key else []
-    candidates += [c for c in (*SCORE_COLUMNS, "best_fid") if c not in (sort_key, "modes_total")]
+    candidates += [name for name in SCORES if name != sort_key]
     return [
         c for c in candidates
         if c in runs and pd.api.types.is_numeric_dtype(runs[c]) and runs[c].notna().any()
@@ -120,56 +101,87 @@ def group_runs(runs: pd.DataFrame, by: list[str], sort_key: str | None) -> pd.Da
     return groups
 
 
-def display_columns(runs: pd.DataFrame, config_columns: list[str]) -> list[str]:
-    """The columns worth showing on screen: the usual ones and differing config keys, if not empty."""
-    shown = []
-    for column in (*DISPLAY_COLUMNS, *config_columns):
-        if column not in runs or column in shown or not runs[column].notna().any():
-            continue
-        if column == "flags" and not runs[column].astype(bool).any():
-            continue
-        partner = SHOWN_WHEN_DIFFERENT.get(column)
-        if partner in runs and runs[column].equals(runs[partner]):
-            continue
-        shown.append(column)
-    return shown
+def primary_scores(runs: pd.DataFrame, sort_key: str | None, objectives: list[str]) -> list[str]:
+    """The columns runs are judged by: the sort key, the sweeps' declared objectives and
+    the default objective of each kind of data, those with a value."""
+    keys = dict.fromkeys([*([sort_key] if sort_key else []), *objectives, *DEFAULT_OBJECTIVE.values()])
+    return [key for key in keys if key in runs and runs[key].notna().any()]
 
 
-def fit_columns(runs: pd.DataFrame, columns: list[str], width: int, sort_key: str | None) -> list[str]:
+def compact_columns(runs: pd.DataFrame, config_columns: list[str], primary: list[str]) -> list[str]:
+    """The default columns, in this order: run, status, diagnosis, the primary scores, the
+    other objective scores with a value, the hyperparameters and config keys that vary
+    among ``runs``, and flags when any run has one.
+
+    A column equal to one already chosen in every row (lr_g that follows lr) is left out.
+    """
+    others = [name for name, score in SCORES.items() if score.objective and name not in primary]
+    columns = ["run", "status", "diagnosis", *primary]
+    columns += [name for name in others if name in runs and runs[name].notna().any()]
+    for key in (*HYPERPARAMETERS, *config_columns):
+        if key in runs and runs[key].nunique(dropna=True) > 1 and not any(runs[key].equals(runs[c]) for c in columns):
+            columns.append(key)
+    if "flags" in runs and runs["flags"].astype(bool).any():
+        columns.append("flags")
+    return columns
+
+
+def chosen_columns(runs: pd.DataFrame, names: list[str]) -> list[str]:
+    """``--columns a,b``: those columns, in that order; an unknown name is a ReportError."""
+    unknown = [name for name in names if name not in runs]
+    if unknown:
+        raise ReportError(f"--columns {','.join(unknown)}: no such column (see --all-columns for every column)")
+    return list(dict.fromkeys(names))
+
+
+def fit_columns(runs: pd.DataFrame, columns: list[str], width: int, first: list[str]) -> list[str]:
     """The columns that fit in ``width`` characters, taken by priority, in table order.
 
-    Priority: run, status, the sort key, diagnosis, flags, then left to right.
+    Priority: ``first`` (in its order), then the columns that are not scores, left to
+    right (the hyperparameters that tell runs apart), then the remaining scores.
     """
-    first = ["run", "status", sort_key, "diagnosis", "flags"]
-    by_priority = [c for c in first if c in columns] + [c for c in columns if c not in first]
+    rest = [c for c in columns if c not in first]
+    by_priority = [c for c in first if c in columns] + [c for c in rest if c not in SCORES] + [c for c in rest if c in SCORES]
     kept, used = set(), 1  # the table's left border
     for column in by_priority:
-        cells = [format_value(column, v) for v in runs[column]]
-        needed = max(len(column) + 2, *(len(c) for c in cells)) + 3  # padding and border
+        cells = [len(format_value(column, v)) for v in runs[column]]
+        natural = max(len(column) + 2, *cells)  # the header may carry a sort arrow
+        needed = (min(natural, DIAGNOSIS_WIDTH) if column == "diagnosis" else natural) + 3  # padding and border
         if used + needed <= width:
             kept.add(column)
             used += needed
     return [c for c in columns if c in kept]
 
 
+def short_names(names: list[str], width: int | None = None) -> tuple[str, list[str]]:
+    """The folder prefix all run names share, and each name without it; with ``width``,
+    longer names lose their leading folders (the end tells runs apart)."""
+    parts = [name.split("/") for name in names]
+    common = 0
+    while all(len(p) > common + 1 for p in parts) and len({p[common] for p in parts}) == 1:
+        common += 1
+    rest = ["/".join(p[common:]) for p in parts]
+    return "/".join(parts[0][:common]) if parts else "", [_shorten(r, width) for r in rest]
+
+
 def format_value(key: str, value: Any) -> str:
-    """Format one cell: durations as 1h02m, lr as 0.0002, counts as integers, scores to 3-4 digits."""
+    """Format one cell: scores in their registry format, durations as 1h02m, lr as 0.0002,
+    counts as integers, other measurements to 3-4 digits."""
     if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
         return MISSING
     if isinstance(value, bool) or not isinstance(value, Number):
         return str(value)
     # Group columns (fid_mean, steps_max...) are formatted like the column they summarize.
     base = key.rsplit("_", 1)[0] if key.endswith(("_mean", "_min", "_max")) else key
-    if isinstance(value, Integral):
-        value, whole = int(value), True
-    else:
-        value = float(value)
-        whole = value.is_integer() and base not in FLOAT_COLUMNS
+    value = int(value) if isinstance(value, Integral) else float(value)
     if math.isinf(value):
         return "inf" if value > 0 else "-inf"
+    score = score_name(base)
+    if score is not None and not (SCORES[score].fmt == "d" and not float(value).is_integer()):
+        return format_score(score, value)
     if base == "wall_time_s":
         return _duration(value)
-    if whole or base in INT_COLUMNS:
+    if float(value).is_integer() and base not in MEASUREMENTS:
         return f"{round(value):,}" if abs(value) >= 100_000 else str(round(value))
     if is_lr_like(base):
         return f"{value:.3g}"
@@ -184,20 +196,24 @@ def format_value(key: str, value: Any) -> str:
 
 
 def status_style(status: Any) -> str:
-    """rich style of a status; unknown statuses are plain."""
-    return STATUS_STYLES.get(str(status), "")
+    """rich style of a status (``Status.style``)."""
+    return Status(str(status)).style
 
 
-def runs_table(runs: pd.DataFrame, columns: list[str], sort_key: str | None, title: str = "") -> Table:
-    """A rich Table of ``runs`` showing ``columns``; the sort key column is bold."""
+def runs_table(runs: pd.DataFrame, columns: list[str], sort_key: str | None, title: str = "", wrap: bool = False) -> Table:
+    """A rich Table of ``runs`` showing ``columns``; the sort key column is bold.
+
+    ``wrap``: the diagnosis wraps at DIAGNOSIS_WIDTH (on a terminal); otherwise no cell wraps.
+    """
     table = Table(title=title or None, header_style="bold", show_lines=False, pad_edge=False)
     for column in columns:
         numeric = pd.api.types.is_numeric_dtype(runs[column])
         label = column
         if column == sort_key:
             label = f"{column} {'↑' if is_higher_better(column) else '↓'}"
-        table.add_column(label, justify="right" if numeric else "left",
-                         style="bold" if column == sort_key else None, no_wrap=True)
+        wraps = wrap and column == "diagnosis"
+        table.add_column(label, justify="right" if numeric else "left", style="bold" if column == sort_key else None,
+                         no_wrap=not wraps, max_width=DIAGNOSIS_WIDTH if wraps else None)
     for record in runs[columns].itertuples(index=False, name=None):
         cells = []
         for column, value in zip(columns, record):
@@ -208,6 +224,20 @@ def runs_table(runs: pd.DataFrame, columns: list[str], sort_key: str | None, tit
             cells.append(Text(text, style=style))
         table.add_row(*cells)
     return table
+
+
+def _shorten(name: str, width: int | None) -> str:
+    """Drop leading folders (as "…/") until the name fits; cut the middle of a last folder still too long."""
+    if width is None or len(name) <= width:
+        return name
+    parts = name.split("/")
+    while len(parts) > 1 and len("…/" + "/".join(parts)) > width:
+        parts.pop(0)
+    tail = "/".join(parts)
+    if len(parts) > 1 or len(tail) <= width - 2:
+        return "…/" + tail
+    head = (width - 1) // 3
+    return f"{tail[:head]}…{tail[-(width - 1 - head):]}"
 
 
 def _duration(seconds: float) -> str:

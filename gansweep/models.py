@@ -1,7 +1,8 @@
 """Generators and discriminators: DCGAN for images, MLP for points and flat images.
 
 Models take plain arguments; ``build_models`` maps a config to them through the
-``MODELS`` registry. Discriminators return one raw logit/score per sample.
+``MODELS`` registry. Discriminators return one raw logit/score per sample, or per
+pack of ``pack`` consecutive samples (PacGAN, Lin et al. 2018; see ``pack_samples``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from gansweep.config import DCGANConfig, DNorm, MLPConfig, TrainConfig
+from gansweep.config import DCGANConfig, DNorm, GNorm, Init, MLPConfig, TrainConfig
 from gansweep.errors import ConfigError
 
 
@@ -25,6 +26,19 @@ def dcgan_base_size(image_size: int) -> int:
     raise ConfigError(
         f"data.image_size={image_size}: DCGAN needs 7*2^k or 4*2^k pixels (k >= 1), e.g. 28, 32 or 64"
     )
+
+
+def pack_samples(x: torch.Tensor, pack: int) -> torch.Tensor:
+    """PacGAN packing: (N, C, ...) -> (N/pack, pack*C, ...), each row `pack` consecutive samples.
+
+    Points and flat features are concatenated along features, images along channels.
+    Batch arithmetic: with batch_size B, D judges B/pack packed samples of real and
+    B/pack of fake per step and returns B/pack outputs for the losses to average, while
+    G still makes B samples per step.
+    """
+    if x.shape[0] % pack:
+        raise ValueError(f"a batch of {x.shape[0]} samples does not split into packs of {pack}")
+    return x.reshape(x.shape[0] // pack, pack * x.shape[1], *x.shape[2:])
 
 
 def _d_norm(kind: DNorm, channels: int) -> nn.Module:
@@ -60,22 +74,23 @@ class DCGANGenerator(nn.Module):
 
 
 class DCGANDiscriminator(nn.Module):
-    """image -> logit: stride-2 convs with LeakyReLU(0.2); no norm on the first layer."""
+    """image (or pack of images) -> logit: stride-2 convs with LeakyReLU(0.2); no norm on the first layer."""
 
-    def __init__(self, ndf: int, channels: int, image_size: int, norm: DNorm):
+    def __init__(self, ndf: int, channels: int, image_size: int, norm: DNorm, pack: int = 1):
         super().__init__()
         base = dcgan_base_size(image_size)
         n_down = int(math.log2(image_size // base))
-        layers: list[nn.Module] = [nn.Conv2d(channels, ndf, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)]
+        layers: list[nn.Module] = [nn.Conv2d(pack * channels, ndf, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)]
         width = ndf
         for _ in range(n_down - 1):
             layers += [nn.Conv2d(width, width * 2, 4, 2, 1, bias=False), _d_norm(norm, width * 2), nn.LeakyReLU(0.2, True)]
             width *= 2
         layers += [nn.Conv2d(width, 1, base, 1, 0, bias=False)]
         self.net = nn.Sequential(*layers)
+        self.pack = pack
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x).view(-1)
+        return self.net(pack_samples(x, self.pack)).view(-1)
 
 
 _ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
@@ -86,26 +101,49 @@ _ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
 }
 
 
-def _mlp(sizes: list[int], activation: str, norm: DNorm = DNorm.none) -> list[nn.Module]:
+class Maxout(nn.Module):
+    """Goodfellow et al.: the max over each run of `pieces` features, (N, units*pieces) -> (N, units)."""
+
+    def __init__(self, pieces: int):
+        super().__init__()
+        self.pieces = pieces
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.unflatten(1, (-1, self.pieces)).amax(dim=2)
+
+
+_NORMS_1D: dict[str, Callable[[int], nn.Module]] = {"batch": nn.BatchNorm1d, "layer": nn.LayerNorm}
+
+
+def _mlp(sizes: list[int], activation: str, norm: str = "none", bias: bool = True, pieces: int = 1) -> list[nn.Module]:
+    """Linear layers through `sizes`, each hidden one followed by `norm` and the activation.
+
+    pieces >= 2 makes each hidden layer a maxout layer: its Linear gives `pieces` values
+    per unit and their max replaces the activation. `bias` applies to the hidden layers.
+    """
     layers: list[nn.Module] = []
     for fan_in, fan_out in zip(sizes[:-2], sizes[1:-1]):
-        layers.append(nn.Linear(fan_in, fan_out))
-        if norm is DNorm.batch:
-            layers.append(nn.BatchNorm1d(fan_out))
-        elif norm is DNorm.layer:
-            layers.append(nn.LayerNorm(fan_out))
-        layers.append(_ACTIVATIONS[activation]())
+        layers.append(nn.Linear(fan_in, fan_out * pieces, bias=bias))
+        if norm in _NORMS_1D:
+            layers.append(_NORMS_1D[norm](fan_out * pieces))
+        layers.append(Maxout(pieces) if pieces > 1 else _ACTIVATIONS[activation]())
     layers.append(nn.Linear(sizes[-2], sizes[-1]))
     return layers
 
 
 class MLPGenerator(nn.Module):
-    """z -> sample of `out_shape`; tanh output for images (in [-1, 1]), linear for points."""
+    """z -> sample of `out_shape`; tanh output for images (in [-1, 1]), linear for points.
 
-    def __init__(self, z_dim: int, hidden: int, depth: int, activation: str, out_shape: tuple[int, ...]):
+    norm=batch puts BatchNorm1d after each hidden Linear; those Linears then have no bias,
+    which the norm's shift would cancel anyway.
+    """
+
+    def __init__(
+        self, z_dim: int, hidden: int, depth: int, activation: str, out_shape: tuple[int, ...], norm: GNorm = GNorm.none
+    ):
         super().__init__()
         out = math.prod(out_shape)
-        layers = _mlp([z_dim] + [hidden] * depth + [out], activation)
+        layers = _mlp([z_dim] + [hidden] * depth + [out], activation, norm.value, bias=norm is GNorm.none)
         if len(out_shape) > 1:
             layers.append(nn.Tanh())
         self.net = nn.Sequential(*layers)
@@ -117,14 +155,18 @@ class MLPGenerator(nn.Module):
 
 
 class MLPDiscriminator(nn.Module):
-    """sample -> logit, through `depth` hidden layers."""
+    """sample (or pack of samples) -> logit, through `depth` hidden layers, maxout ones for pieces >= 2."""
 
-    def __init__(self, hidden: int, depth: int, activation: str, in_shape: tuple[int, ...], norm: DNorm):
+    def __init__(
+        self, hidden: int, depth: int, activation: str, in_shape: tuple[int, ...], norm: DNorm, pieces: int = 1, pack: int = 1
+    ):
         super().__init__()
-        self.net = nn.Sequential(nn.Flatten(), *_mlp([math.prod(in_shape)] + [hidden] * depth + [1], activation, norm))
+        sizes = [pack * math.prod(in_shape)] + [hidden] * depth + [1]
+        self.net = nn.Sequential(nn.Flatten(), *_mlp(sizes, activation, norm.value, pieces=pieces))
+        self.pack = pack
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x).view(-1)
+        return self.net(pack_samples(x, self.pack)).view(-1)
 
 
 def dcgan_init(module: nn.Module) -> None:
@@ -134,6 +176,14 @@ def dcgan_init(module: nn.Module) -> None:
     elif isinstance(module, (nn.BatchNorm2d, nn.GroupNorm)):
         nn.init.normal_(module.weight, 1.0, 0.02)
         nn.init.zeros_(module.bias)
+
+
+def normal_init(module: nn.Module) -> None:
+    """PacGAN's MLP init: Linear weights ~ N(0, 0.02), biases 0; norms keep scale 1, shift 0."""
+    if isinstance(module, nn.Linear):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
 
 
 def _resolve_norm(norm: DNorm, loss_name: str, default: DNorm) -> DNorm:
@@ -151,7 +201,7 @@ def _build_dcgan(cfg: TrainConfig, sample_shape: tuple[int, ...]) -> tuple[nn.Mo
     channels, size = sample_shape[0], sample_shape[-1]
     norm = _resolve_norm(m.d_norm, cfg.loss.name, DNorm.batch)
     g = DCGANGenerator(m.z_dim, m.ngf, channels, size)
-    d = DCGANDiscriminator(m.ndf, channels, size, norm)
+    d = DCGANDiscriminator(m.ndf, channels, size, norm, m.pack)
     g.apply(dcgan_init)
     d.apply(dcgan_init)
     return g, d
@@ -161,8 +211,11 @@ def _build_mlp(cfg: TrainConfig, sample_shape: tuple[int, ...]) -> tuple[nn.Modu
     m: MLPConfig = cfg.model
     norm = _resolve_norm(m.d_norm, cfg.loss.name, DNorm.none)
     act = m.activation.value
-    g = MLPGenerator(m.z_dim, m.hidden, m.depth, act, sample_shape)
-    d = MLPDiscriminator(m.hidden, m.depth, act, sample_shape, norm)
+    g = MLPGenerator(m.z_dim, *m.g_layers, act, sample_shape, m.g_norm)
+    d = MLPDiscriminator(*m.d_layers, act, sample_shape, norm, m.d_maxout, m.pack)
+    if m.init is Init.normal:
+        g.apply(normal_init)
+        d.apply(normal_init)
     return g, d
 
 

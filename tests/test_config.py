@@ -23,7 +23,8 @@ from gansweep.config import (
 from gansweep.errors import ConfigError
 from gansweep.losses import LOSSES, gradient_penalty
 from gansweep.models import MODELS, build_models
-from gansweep.train_command import compose_config, override_variants
+from gansweep.config import compose_config
+from gansweep.train_command import override_variants
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -38,6 +39,7 @@ def compose(*overrides: str) -> TrainConfig:
 
 def test_the_yaml_options_are_the_names_the_code_knows():
     assert options("model") == sorted(MODELS)
+    assert options("experiment") == ["pacgan", "pacgan2", "pacgan4"]
     assert options("data") == sorted(DATA_NAMES)
     assert options("loss") == sorted(LOSS_NAMES) == sorted(LOSSES)
 

@@ -3,6 +3,7 @@ import math
 import pytest
 import torch
 from metrics_fixtures import cycling, mnist_halves
+from torchvision.transforms.functional import gaussian_blur
 
 from gansweep.errors import ConfigError, DivergedError
 from gansweep.metrics.evaluate import EvalSettings, Evaluator, RealData
@@ -10,6 +11,8 @@ from gansweep.metrics.features import load_digit_net
 
 CPU = torch.device("cpu")
 N = 2000  # samples scored per case: enough for stable numbers, small enough to be quick
+STACKED_FID = 7.930  # measured; seeded like the rest
+STACKED_ONE_FID = 558.17
 RING8 = torch.tensor([[math.cos(2 * math.pi * k / 8), math.sin(2 * math.pi * k / 8)] for k in range(8)])
 GRID25 = torch.cartesian_prod(torch.arange(-4.0, 5.0, 2.0), torch.arange(-4.0, 5.0, 2.0))
 
@@ -26,35 +29,54 @@ def scores(tmp_path_factory):
         "one_digit": evaluator(cycling(other[labels == 3])),
         "three_digits": evaluator(cycling(other[(labels == 1) | (labels == 4) | (labels == 7)])),
         "noise": evaluator(cycling(noise)),
+        "blurry": evaluator(cycling(gaussian_blur(other, kernel_size=9, sigma=1.0))),
     }
 
 
-def test_real_vs_real_is_near_perfect(scores):
+# The values each case measured (README's sanity table quotes them). Data, subsets and
+# noise are seeded, so they are the same on every machine; rel=1e-3 covers float
+# summation order, far below the gaps between cases.
+MEASURED = {
+    "real": {"fid": 0.4204, "precision": 0.856, "recall": 0.8545, "coverage": 0.971, "modes_covered": 10, "mode_kl": 0.000805},
+    "one_digit": {"fid": 213.08, "precision": 0.832, "recall": 0.0, "coverage": 0.096, "modes_covered": 1, "mode_kl": 2.3279},
+    "three_digits": {"fid": 107.30, "precision": 0.8825, "recall": 0.2, "coverage": 0.295, "modes_covered": 3, "mode_kl": 1.1969},
+    "noise": {"fid": 2156.83, "precision": 0.0, "recall": 0.0, "coverage": 0.0, "modes_covered": 1, "mode_kl": 2.3279},
+    "blurry": {"fid": 30.94, "precision": 0.4805, "recall": 0.0045, "coverage": 0.1105, "modes_covered": 10},
+}
+
+
+@pytest.mark.parametrize("case", list(MEASURED))
+def test_each_generator_scores_its_measured_values(scores, case):
+    got = {k: scores[case][k] for k in MEASURED[case]}
+    assert got == pytest.approx(MEASURED[case], rel=1e-3, abs=1e-5)
+
+
+def test_fid_ranks_a_blurry_ten_digit_generator_above_collapse_and_noise(scores):
+    """The image default objective: spread (blur) and collapse never win against real
+    data, and ten blurry digits beat one sharp digit."""
+    ranked = sorted(scores, key=lambda case: scores[case]["fid"])
+    assert ranked == ["real", "blurry", "three_digits", "one_digit", "noise"]
+
+
+def test_real_vs_real_records_its_provenance(scores):
     real = scores["real"]
-    assert real["fid"] < 1.0
-    assert real["coverage"] > 0.95
-    assert real["precision"] > 0.8 and real["recall"] > 0.8
-    assert (real["modes_covered"], real["modes_total"]) == (10, 10)
-    assert real["mode_kl"] < 0.01
-    assert (real["n_fake"], real["n_real"], real["feature_net"]) == (N, N, "digit_cnn")
+    assert real["modes_total"] == 10
+    assert (real["n_fake"], real["n_real"], real["feature_net"], real["feature_domain"]) == (N, N, "digit_cnn", "digits")
     assert len(real["feature_net_sha256"]) == 64
 
 
 def test_collapsed_generator_covers_one_mode(scores):
     collapsed = scores["one_digit"]
     assert collapsed["modes_covered"] == 1
-    assert collapsed["coverage"] < 0.2
     # -log(share of 3s among the real subset), which is close to 1/10.
     assert collapsed["mode_kl"] == pytest.approx(math.log(10), abs=0.05)
-    assert collapsed["fid"] > 100 * scores["real"]["fid"]
 
 
 def test_three_digit_generator_covers_three_modes(scores):
     assert scores["three_digits"]["modes_covered"] == 3
 
 
-def test_noise_has_no_precision_and_the_worst_fid(scores):
-    assert scores["noise"]["precision"] < 0.01
+def test_noise_has_the_worst_fid(scores):
     assert scores["noise"]["fid"] == max(s["fid"] for s in scores.values())
 
 
@@ -108,7 +130,7 @@ def test_stacked_samples_of_every_combination_cover_about_1000(stacked):
     assert result["modes_covered"] >= 995
     assert result["modes_total"] == 1000
     assert result["mode_kl"] < 0.1
-    assert result["fid"] < 15.0  # measured 7.9: finite-sample bias of 1,000 real x 384 dims
+    assert result["fid"] == pytest.approx(STACKED_FID, rel=1e-3)  # finite-sample bias of 1,000 real x 384 dims
     assert result["n_real"] == N // 2
 
 
@@ -121,7 +143,7 @@ def test_stacked_samples_of_one_combination_cover_one(stacked):
     result = evaluator(cycling(stack(images[readable], digits[readable], torch.full((N,), 123))))
     assert result["modes_covered"] == 1
     assert result["mode_kl"] == pytest.approx(math.log(1000))
-    assert result["fid"] > 100.0
+    assert result["fid"] == pytest.approx(STACKED_ONE_FID, rel=1e-3)
 
 
 # 2-D mixtures -------------------------------------------------------------------------
@@ -146,7 +168,7 @@ def test_mixture_samples_cover_every_mode(centers, std, tmp_path):
 
 
 def test_unknown_feature_net_is_a_config_error():
-    with pytest.raises(ConfigError, match="eval.feature_net=vgg: choose one of digit_cnn, inception, none"):
+    with pytest.raises(ConfigError, match="data.feature_net=vgg: choose one of digit_cnn, inception, none"):
         EvalSettings(feature_net="vgg")
 
 

@@ -1,0 +1,167 @@
+"""`gansweep confirm SWEEP_DIR`: retrain a sweep's best trials with new seeds.
+
+The best trial of a sweep is an optimistic estimate: it won partly by the luck of its
+seed (Lucic et al. 2018, "Are GANs created equal?"). This retrains the top ``k``
+completed trials, ranked by the sweep's first objective, with ``n`` new seeds each and
+reports every score as mean ± std and its worst seed. Each retraining is an ordinary
+run folder under ``SWEEP_DIR/confirm/`` whose summary names the trial it confirms, so
+``gansweep report`` reads it like any other run; a rerun skips the runs already
+finished and resumes interrupted ones, so confirmation spread over sittings adds up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import pandas as pd
+from rich.table import Table
+
+from gansweep.atomic import write_text_atomic
+from gansweep.config import from_yaml_file
+from gansweep.errors import ConfigError, DivergedError, RunFolderError
+from gansweep.progress import console
+from gansweep.rundir import RunFolder, RunSummary, Status, SweepMembership, find_run_dirs
+from gansweep.scores import SCORES, format_score
+from gansweep.train import train
+
+CONFIRM_DIR = "confirm"
+CONFIRM_CSV = "confirm.csv"
+SEED_BASE = 1000  # confirmation seeds are 1000, 1001, ...: never a sweep trial's seed (0 unless set)
+
+
+@dataclass
+class Candidate:
+    """A completed sweep trial to confirm."""
+
+    number: int
+    folder: Path
+    summary: RunSummary
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="gansweep confirm",
+        description="Retrain a sweep's top trials with new seeds; report mean ± std and the worst seed of every score.",
+    )
+    p.add_argument("sweep_dir", help="a sweep folder (as printed at the end of gansweep sweep)")
+    p.add_argument("--top", type=int, default=3, help="how many of the best completed trials to retrain (default 3)")
+    p.add_argument("--seeds", type=int, default=5, help="new seeds per trial (default 5)")
+    return p
+
+
+def top_trials(sweep_dir: Path, k: int) -> tuple[list[Candidate], str]:
+    """The k best completed trials of a sweep by its first objective, best first, and that objective."""
+    trials: list[Candidate] = []
+    for folder in find_run_dirs(sweep_dir):
+        if folder.parent.name == CONFIRM_DIR:
+            continue
+        summary = RunFolder(folder).read_summary()
+        if summary and summary.sweep and summary.sweep.confirm_of is None and summary.status.has_objective:
+            trials.append(Candidate(summary.sweep.trial, folder, summary))
+    if not trials:
+        raise ConfigError(f"{sweep_dir}: no completed sweep trials to confirm; run gansweep sweep --dir first")
+    objective = trials[0].summary.sweep.objectives[0]
+    scored = [t for t in trials if t.summary.scores.get(objective) is not None]
+    sign = -1.0 if SCORES[objective].better.value == "maximize" else 1.0
+    scored.sort(key=lambda t: (sign * t.summary.scores[objective], t.number))
+    return scored[:k], objective
+
+
+def confirmation_seeds(n: int) -> list[int]:
+    return [SEED_BASE + i for i in range(n)]
+
+
+def run_confirmation(candidate: Candidate, seed: int, out_dir: Path) -> RunSummary:
+    """Train the trial's stored config with another seed into out_dir (or reuse/resume what is there)."""
+    run = RunFolder(out_dir)
+    existing = run.read_summary() if run.summary_path.exists() else None
+    if existing is not None and existing.status.final:
+        return existing
+    cfg = from_yaml_file(str(candidate.folder / "config.yaml"))
+    cfg = dataclasses.replace(cfg, seed=seed)
+    sweep = candidate.summary.sweep
+    membership = SweepMembership(sweep.name, sweep.trial, dict(sweep.params), list(sweep.objectives), confirm_of=candidate.number)
+    resume = existing is not None and run.last_checkpoint.exists()
+    try:
+        return train(cfg, out_dir, [f"seed={seed}"], sweep=membership, resume=resume, quiet=True).summary
+    except DivergedError:
+        return run.read_summary()
+
+
+def summarize(runs: dict[int, list[RunSummary]], objective: str, sweep_values: dict[int, Optional[float]]) -> pd.DataFrame:
+    """One row per confirmed trial: each score's mean, std and worst seed, over the seeds."""
+    rows = []
+    for number, summaries in runs.items():
+        row: dict[str, object] = {"trial": number, "seeds": len(summaries), f"sweep_{objective}": sweep_values[number]}
+        row["completed"] = sum(s.status is Status.completed for s in summaries)
+        names = [n for n in SCORES if any(n in s.scores for s in summaries)]
+        for name in names:
+            values = [float(s.scores[name]) for s in summaries if s.scores.get(name) is not None and math.isfinite(s.scores[name])]
+            if not values:
+                continue
+            worst = max(values) if SCORES[name].better.value == "minimize" else min(values)
+            row[f"{name}_mean"] = statistics.fmean(values)
+            row[f"{name}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+            row[f"{name}_worst"] = worst
+        params = summaries[0].sweep.params if summaries and summaries[0].sweep else {}
+        row.update({f"params.{k}": v for k, v in params.items()})
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    key = f"{objective}_mean"
+    if key in frame:
+        frame = frame.sort_values(key, ascending=SCORES[objective].better.value == "minimize", kind="stable")
+    return frame.reset_index(drop=True)
+
+
+def run_confirm(argv: list[str]) -> int:
+    """Run `gansweep confirm ARGV`; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    if args.top < 1 or args.seeds < 1:
+        raise ConfigError(f"--top {args.top} --seeds {args.seeds}: both must be >= 1")
+    sweep_dir = Path(args.sweep_dir)
+    if not sweep_dir.is_dir():
+        raise ConfigError(f"{sweep_dir}: no such sweep folder")
+    candidates, objective = top_trials(sweep_dir, args.top)
+    seeds = confirmation_seeds(args.seeds)
+    console.print(f"confirming trials {', '.join(str(c.number) for c in candidates)} by {objective} with seeds {seeds[0]}..{seeds[-1]}")
+
+    runs: dict[int, list[RunSummary]] = {}
+    for candidate in candidates:
+        for seed in seeds:
+            out = sweep_dir / CONFIRM_DIR / f"trial_{candidate.number:04d}_seed_{seed}"
+            summary = run_confirmation(candidate, seed, out)
+            if summary is None:
+                raise RunFolderError(f"{out}: the run left no summary")
+            runs.setdefault(candidate.number, []).append(summary)
+            shown = format_score(objective, summary.scores.get(objective))
+            console.print(f"trial {candidate.number} seed {seed}: {summary.status.value}, {objective} {shown}", markup=False)
+
+    frame = summarize(runs, objective, {c.number: c.summary.scores.get(objective) for c in candidates})
+    write_text_atomic(sweep_dir / CONFIRM_CSV, frame.to_csv(index=False))
+    console.print(confirm_table(frame, objective))
+    console.print(f"confirmation: {sweep_dir / CONFIRM_CSV}")
+    return 0
+
+
+def confirm_table(frame: pd.DataFrame, objective: str) -> Table:
+    """The confirmed trials as mean ± std (worst) of the objective and the 2D/digit key scores."""
+    shown = [n for n in SCORES if f"{n}_mean" in frame and SCORES[n].objective][:4]
+    if objective in shown:
+        shown.remove(objective)
+    shown = [objective, *shown][:4]
+    table = Table(title=f"confirmation over {int(frame['seeds'].max())} seeds (mean ± std, worst)")
+    for column in ("trial", f"sweep {objective}", *shown):
+        table.add_column(column, justify="right")
+    for _, row in frame.iterrows():
+        cells = [str(row["trial"]), format_score(objective, row[f"sweep_{objective}"])]
+        for name in shown:
+            mean, std, worst = row.get(f"{name}_mean"), row.get(f"{name}_std"), row.get(f"{name}_worst")
+            cells.append("-" if mean is None or pd.isna(mean) else f"{mean:.4g} ± {std:.2g} ({worst:.4g})")
+        table.add_row(*cells)
+    return table

@@ -1,0 +1,60 @@
+"""`gansweep confirm`: the top trials of a real tiny sweep retrained with new seeds."""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from gansweep.cli import main
+from gansweep.confirm import SEED_BASE
+from gansweep.rundir import RunFolder, Status
+
+TINY = ["model=mlp", "data=ring8", "data.std=0.2", "model.hidden=16", "model.z_dim=4", "steps=100", "log_every=10",
+        "eval.mixture_samples=300", "threads=1"]
+
+
+@pytest.fixture(scope="module")
+def sweep_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("confirm")
+    space = root / "space.yaml"
+    space.write_text("params:\n  lr: choice(1e-3, 3e-3)\n")
+    args = ["sweep", "--dir", str(root), "--name", "s", "--trials", "2", "--space", str(space), "--sampler", "grid",
+            "--pruner", "none", "--no-early-stop", *TINY]
+    assert main(args) == 0
+    return root / "s"
+
+
+def test_two_trials_two_seeds_give_mean_std_and_worst_per_trial(sweep_dir: Path, capsys) -> None:
+    assert main(["confirm", str(sweep_dir), "--top", "2", "--seeds", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "mean ± std" in out and "confirm.csv" in out
+
+    frame = pd.read_csv(sweep_dir / "confirm.csv")
+    assert sorted(frame["trial"]) == [0, 1] and (frame["seeds"] == 2).all()
+    for _, row in frame.iterrows():
+        runs = [RunFolder(sweep_dir / "confirm" / f"trial_{int(row['trial']):04d}_seed_{SEED_BASE + i}").read_summary() for i in (0, 1)]
+        assert [r.seed for r in runs] == [SEED_BASE, SEED_BASE + 1]
+        assert all(r.status is Status.completed and r.sweep.confirm_of == row["trial"] for r in runs)
+        values = [r.scores["mixture_tv"] for r in runs]
+        assert row["mixture_tv_mean"] == pytest.approx(statistics.fmean(values))
+        assert row["mixture_tv_std"] == pytest.approx(statistics.stdev(values))
+        assert row["mixture_tv_worst"] == pytest.approx(max(values))  # lower is better: the worst is the highest
+        trial = RunFolder(sweep_dir / f"trial_{int(row['trial']):04d}").read_summary()
+        assert row["sweep_mixture_tv"] == pytest.approx(trial.scores["mixture_tv"])
+        assert runs[0].lr == trial.lr  # the trial's own config, only the seed changed
+
+
+def test_a_rerun_reuses_finished_confirmations(sweep_dir: Path) -> None:
+    folder = sweep_dir / "confirm" / "trial_0000_seed_1000"
+    before = (folder / "summary.json").read_text()
+    assert main(["confirm", str(sweep_dir), "--top", "1", "--seeds", "1"]) == 0
+    assert (folder / "summary.json").read_text() == before
+
+
+def test_a_folder_without_completed_trials_is_one_line(tmp_path: Path, capsys) -> None:
+    assert main(["confirm", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines() == [f"error: {tmp_path}: no completed sweep trials to confirm; run gansweep sweep --dir first"]

@@ -134,7 +134,7 @@ class DataConfig:
     radius: float = 1.0  # ring8: circle radius
     spacing: float = 2.0  # grid25: distance between neighbouring modes
     std: float = 0.01  # 2D mixtures: std of each Gaussian
-    feature_net: str = "digit_cnn"  # network that scores the samples: digit_cnn, inception, none
+    feature_net: str = "digit_cnn"  # network that scores the samples: digit_cnn, inception, auto, none
     eval_samples: Optional[int] = None  # generated samples scored on this data set, instead of eval.n_samples
 
     def __post_init__(self) -> None:
@@ -148,7 +148,7 @@ class DataConfig:
         _require(self.eval_samples is None or self.eval_samples >= 2, "data.eval_samples", self.eval_samples, "must be >= 2 or null")
         if self.name == "stacked_mnist":
             _require(self.channels == 3, "data.channels", self.channels, "stacked_mnist has 3 channels (one digit each)")
-        nets = ("digit_cnn", "inception", "none")
+        nets = ("digit_cnn", "inception", "auto", "none")
         _require(self.feature_net in nets, "data.feature_net", self.feature_net, f"choose one of {', '.join(nets)}")
 
     @property

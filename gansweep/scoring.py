@@ -18,6 +18,16 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("GANSWEEP_CACHE") or Path.home() / ".cache" / "gansweep")
 
 
+def resolve_feature_net(name: str) -> str:
+    """auto -> inception where it can run offline, else digit_cnn (the scores then carry
+    feature_domain "digits, not this data" and the report flags them)."""
+    if name != "auto":
+        return name
+    from gansweep.metrics.inception import inception_available
+
+    return "inception" if inception_available() else "digit_cnn"
+
+
 def build_evaluator(cfg: TrainConfig, data: Dataset, device: torch.device):
     """An Evaluator for this run's data; it scores `generate(n) -> samples` callables."""
     from gansweep.metrics.evaluate import EvalSettings, Evaluator, RealData
@@ -26,7 +36,7 @@ def build_evaluator(cfg: TrainConfig, data: Dataset, device: torch.device):
     kind = "mixture" if data.is_points else ("stacked" if data.name == "stacked_mnist" else "image")
     settings = EvalSettings(
         n_samples=cfg.data.eval_samples or (e.mixture_samples if data.is_points else e.n_samples),
-        feature_net=cfg.data.feature_net,
+        feature_net=resolve_feature_net(cfg.data.feature_net),
         pr_k=e.pr_k,
         dc_k=e.dc_k,
         mode_threshold=e.mode_threshold,

@@ -81,3 +81,16 @@ def test_a_missing_or_damaged_checkpoint_is_one_clear_line(scored_run: Path, tmp
 def test_eval_of_a_folder_that_is_not_a_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["eval", str(tmp_path)]) == 2
     assert "not a run folder" in capsys.readouterr().err
+
+
+def test_auto_feature_net_is_inception_only_where_it_can_run_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gansweep.metrics import inception
+    from gansweep.scoring import resolve_feature_net
+
+    weights = tmp_path / inception.WEIGHTS_NAME
+    monkeypatch.setenv(inception.ENV_VAR, str(weights))
+    assert resolve_feature_net("auto") == "digit_cnn"  # no weights file: no download attempted
+    weights.write_bytes(b"weights")
+    has_fid = inception.importlib.util.find_spec("pytorch_fid") is not None
+    assert resolve_feature_net("auto") == ("inception" if has_fid else "digit_cnn")
+    assert resolve_feature_net("digit_cnn") == "digit_cnn"

@@ -38,3 +38,28 @@ def test_a_wheel_install_runs_from_another_directory(tmp_path: Path) -> None:
     swept = run("sweep", "--trials", "1", "--space", "sweeps/mlp_grid25.yaml", "--dir", "sw", "steps=10", "eval.mixture_samples=100")
     assert swept.returncode == 0, swept.stderr
     assert (elsewhere / "sw" / "mlp_grid25-mlp-grid25" / "trials.csv").exists()
+
+
+# What each third-party import of the package is installed as.
+DISTRIBUTIONS = {
+    "PIL": "pillow", "yaml": "pyyaml", "hydra": "hydra-core", "pytorch_fid": "pytorch-fid",
+}
+
+
+def test_every_third_party_import_is_declared_in_pyproject() -> None:
+    import ast
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    declared = {r.split(">")[0].split("<")[0].split("=")[0].split("[")[0].strip().lower()
+                for r in project["dependencies"] + [d for deps in project["optional-dependencies"].values() for d in deps]}
+    imported: set[str] = set()
+    for path in (REPO / "gansweep").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module.split(".")[0])
+    third_party = {name for name in imported if name not in sys.stdlib_module_names and name not in ("gansweep", "__future__")}
+    missing = sorted(name for name in third_party if DISTRIBUTIONS.get(name, name).lower() not in declared)
+    assert not missing, f"imported but not declared in pyproject.toml: {missing}"

@@ -281,6 +281,18 @@ def test_provenance_flags_compare_only_runs_on_the_same_data(outputs: Path, tmp_
     assert (flags.drop(["runs/other_net", "runs/few"]) == "").all()
 
 
+def test_digit_network_scores_on_other_images_are_flagged(tmp_path: Path) -> None:
+    fashion = train_config("dcgan", "fashion_mnist")
+    write_run(tmp_path / "fashion", fashion, image_scores(fid=20.0, feature_domain="digits, not this data"))
+    write_run(tmp_path / "digits", train_config(), image_scores(fid=20.0))
+    path = tmp_path / "runs.csv"
+    code, out, err = report(str(tmp_path), "--csv", str(path))
+    assert code == 0
+    assert "1 run scored with the digit network on non-digit images: marked 'digit-network scores'" in err
+    flags = pd.read_csv(path, keep_default_na=False).set_index("run")["flags"]
+    assert (flags["fashion"], flags["digits"]) == ("digit-network scores", "")
+
+
 def test_csv_round_trips(outputs: Path, tmp_path: Path) -> None:
     path = tmp_path / "out" / "runs.csv"
     code, out, _ = report(str(outputs), "--csv", str(path), "--top", "5")

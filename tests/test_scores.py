@@ -40,3 +40,13 @@ def test_every_score_the_evaluators_write_is_registered():
     assert scores_for(True, False) == ["mixture_tv", "modes_covered", "modes_covered_min", "hq_fraction", "mode_kl"]
     assert scores_for(False, True) == ["fid", "precision", "recall", "density", "coverage", "modes_covered", "mode_kl", "confidence"]
     assert scores_for(False, False) == ["fid", "precision", "recall", "density", "coverage"]
+
+
+def test_every_registered_score_is_documented_in_the_readme_and_the_metrics_page():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    for doc in (root / "README.md", root / "docs" / "metrics.md"):
+        text = doc.read_text()
+        missing = [name for name in SCORES if f"`{name}`" not in text]
+        assert not missing, f"{doc.name} does not document {missing}"

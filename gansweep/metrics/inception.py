@@ -9,6 +9,7 @@ one-line error at once). The network code comes from the optional ``pytorch-fid`
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import urllib.request
 from dataclasses import dataclass
@@ -25,6 +26,14 @@ ENV_VAR = "GANSWEEP_INCEPTION_WEIGHTS"
 WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
 WEIGHTS_URL = f"https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/{WEIGHTS_NAME}"
 FEATURE_DIM = 2048
+
+
+def inception_available() -> bool:
+    """True when Inception can score here without a download: pytorch-fid installed and
+    the weights file at $GANSWEEP_INCEPTION_WEIGHTS or in torch hub's checkpoints."""
+    env = os.environ.get(ENV_VAR)
+    weights = Path(env) if env else Path(torch.hub.get_dir()) / "checkpoints" / WEIGHTS_NAME
+    return weights.is_file() and importlib.util.find_spec("pytorch_fid") is not None
 
 
 def find_inception_weights() -> Path:

@@ -1,4 +1,5 @@
-"""Flag runs whose scores were computed differently from the other runs on the same data.
+"""Flag runs whose scores were computed differently from the other runs on the same data,
+or by a feature network that does not fit the data (the digit network on fashion_mnist).
 
 FID from another feature network, or from another number of generated samples, is not
 comparable (FID is biased in the sample count), so such runs are marked instead of being
@@ -17,6 +18,9 @@ PROVENANCE_CHECKS = {
     "n_fake": "n_fake",
 }
 FLAGS_COLUMN = "flags"
+# feature_domain value of scores computed by the digit network on other images (fashion_mnist).
+OFF_DOMAIN = "digits, not this data"
+OFF_DOMAIN_FLAG = "digit-network scores"
 
 
 def flag_mixed_scoring(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
@@ -28,6 +32,15 @@ def flag_mixed_scoring(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """
     flags = pd.Series("", index=runs.index, dtype=object)
     warnings: list[str] = []
+    if "feature_domain" in runs:
+        # Not comparable with published numbers, whatever the other runs did.
+        off = runs.index[runs["feature_domain"] == OFF_DOMAIN]
+        flags[off] = OFF_DOMAIN_FLAG
+        if len(off):
+            warnings.append(
+                f"{_runs(len(off))} scored with the digit network on non-digit images: marked '{OFF_DOMAIN_FLAG}'; "
+                "their FID is not comparable with published ones (use data.feature_net=inception where its weights exist)"
+            )
     for data, group in runs.groupby("data", sort=True):
         for column, words in PROVENANCE_CHECKS.items():
             if column not in group:

@@ -233,6 +233,7 @@ class TrainConfig:
     sample_every: int = 0  # steps between sample grids; 0 = ten times per run
     checkpoint_every: int = 0  # steps between checkpoints; 0 = ten times per run
     resume: Optional[str] = None  # a run folder to continue
+    overwrite: bool = False  # replace the run already in hydra.run.dir (its files are deleted first)
 
     def __post_init__(self) -> None:
         for key in ("lr", "lr_g", "lr_d"):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import shutil
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,6 +89,8 @@ def run_confirmation(candidate: Candidate, seed: int, out_dir: Path) -> RunSumma
     sweep = candidate.summary.sweep
     membership = SweepMembership(sweep.name, sweep.trial, dict(sweep.params), list(sweep.objectives), confirm_of=candidate.number)
     resume = existing is not None and run.last_checkpoint.exists()
+    if existing is not None and not resume:
+        shutil.rmtree(out_dir)  # our own retraining, stopped before its first checkpoint: nothing to keep
     try:
         return train(cfg, out_dir, [f"seed={seed}"], sweep=membership, resume=resume, quiet=True).summary
     except DivergedError:

@@ -12,6 +12,8 @@ import dataclasses
 import datetime as dt
 import json
 import os
+import pickle
+import socket
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -27,6 +29,8 @@ SUMMARY = "summary.json"
 METRICS = "metrics.jsonl"
 CONFIG = "config.yaml"
 OVERRIDES = "overrides.yaml"
+# Made with O_EXCL when a run starts in a folder: two runs can never share one.
+CLAIM = ".gansweep-run"
 SAMPLES = "samples"
 CHECKPOINTS = "checkpoints"
 # Folders inside a run that never hold other runs; not walking them keeps discovery fast.
@@ -269,10 +273,29 @@ class RunFolder:
         steps = [(int(p.stem[5:]), p) for p in (self.path / SAMPLES).glob("step_*.png") if p.stem[5:].isdigit()]
         return max(steps)[1] if steps else None
 
+    def holds_run(self) -> bool:
+        """True when a run has started in this folder (claimed, or an older run's files)."""
+        return any((self.path / name).exists() for name in (CLAIM, SUMMARY, CONFIG))
+
     def create(self, config_yaml: str, overrides: Iterable[str]) -> None:
-        """Make the folder and store the config that produced it."""
+        """Claim the folder for a new run and store the config that produced it.
+
+        Raises RunFolderError when another run already holds it, so that nothing of that
+        run is overwritten, however close together the two started.
+        """
         self.path.mkdir(parents=True, exist_ok=True)
-        self.summary_path.unlink(missing_ok=True)  # a fresh run: no keys left from an earlier run here
+        taken = RunFolderError(
+            f"{self.path}: already holds another run; continue it with gansweep train resume={self.path}, "
+            "replace it with overwrite=true, or choose another hydra.run.dir"
+        )
+        if (self.path / SUMMARY).exists() or self.config_path.exists():
+            raise taken
+        try:
+            fd = os.open(self.path / CLAIM, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            raise taken from None
+        with os.fdopen(fd, "w") as fh:
+            json.dump({"host": socket.gethostname(), "pid": os.getpid(), "started_at": now_iso()}, fh)
         write_text_atomic(self.config_path, config_yaml)
         write_text_atomic(self.path / OVERRIDES, yaml.safe_dump(list(overrides)))
         write_text_atomic(self.metrics_path, "")
@@ -364,7 +387,13 @@ class RunFolder:
         if not path.exists():
             raise CheckpointError(f"{path}: no checkpoint; the run stopped before its first one, start it anew")
         try:
-            return torch.load(path, map_location="cpu", weights_only=False)
+            # Tensors and plain values only: a checkpoint from a shared folder cannot run code.
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as exc:
+            if "weights only" in str(exc).lower():
+                raise CheckpointError(f"{path}: holds more than tensors and plain values, refused (it could run code); "
+                                      "use checkpoints written by gansweep") from None
+            raise CheckpointError(f"{path}: damaged checkpoint ({type(exc).__name__}); start the run anew") from None
         except Exception as exc:
             raise CheckpointError(f"{path}: damaged checkpoint ({type(exc).__name__}); start the run anew") from None
 

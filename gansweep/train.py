@@ -9,6 +9,7 @@ stop the run early by raising ``StopTraining``.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import signal
 import time
@@ -22,7 +23,7 @@ from torch import nn
 
 from gansweep.config import Device, LrDecay, TrainConfig, to_yaml
 from gansweep.data import Dataset, load_dataset
-from gansweep.errors import ConfigError, DivergedError
+from gansweep.errors import CheckpointError, ConfigError, DivergedError
 from gansweep.losses import LOSSES, gradient_penalty
 from gansweep.models import build_models
 from gansweep.progress import ProgressDisplay
@@ -265,13 +266,14 @@ def train(
     evaluator = build_evaluator(cfg, data, device) if cfg.eval.enabled else None
 
     # Restore a checkpoint, or start a fresh folder.
+    config_yaml = to_yaml(cfg)
     if resume:
-        at = restore(run.load_checkpoint(), nets, batches, device)
+        at = restore(run.load_checkpoint(), nets, batches, device, config_sha256(config_yaml), run.last_checkpoint)
         run.truncate_metrics(after_step=at.step)
         summary = run.read_summary() or _new_summary(cfg, run, total, device, sweep)
     else:
         at = Progress()
-        run.create(to_yaml(cfg), overrides)
+        run.create(config_yaml, overrides)
         summary = _new_summary(cfg, run, total, device, sweep)
     summary.status, summary.stop_reason, summary.finished_at = Status.running, None, None
     run.write_summary(summary)
@@ -280,7 +282,7 @@ def train(
     log = _LogWindow(t0, total)
     progress = ProgressDisplay(total, at.step, f"{cfg.model.name} on {data.name}", quiet=quiet)
     wall = lambda: at.wall_before + time.monotonic() - t0  # noqa: E731
-    save = lambda: run.save_checkpoint(checkpoint_state(nets, batches, at, wall(), device))  # noqa: E731
+    save = lambda: run.save_checkpoint(checkpoint_state(nets, batches, at, wall(), device, config_sha256(config_yaml)))  # noqa: E731
     reason: Optional[StopReason] = None
     try:
         with stop_on_signal() as caught:
@@ -378,9 +380,15 @@ def _new_summary(cfg: TrainConfig, run: RunFolder, total: int, device: torch.dev
     )
 
 
-def checkpoint_state(nets: Nets, batches: Batches, at: Progress, wall: float, device: torch.device) -> dict[str, Any]:
-    """Everything a resume needs to continue bit for bit."""
+def config_sha256(config_yaml: str) -> str:
+    """The fingerprint of a run's config that its checkpoints carry."""
+    return hashlib.sha256(config_yaml.encode()).hexdigest()
+
+
+def checkpoint_state(nets: Nets, batches: Batches, at: Progress, wall: float, device: torch.device, config_sha: str) -> dict[str, Any]:
+    """Everything a resume needs to continue bit for bit, and the config it belongs to."""
     return {
+        "config_sha256": config_sha,
         "g": nets.g.state_dict(), "d": nets.d.state_dict(),
         "opt_g": nets.opt_g.state_dict(), "opt_d": nets.opt_d.state_dict(),
         "sched_g": nets.sched_g.state_dict(), "sched_d": nets.sched_d.state_dict(),
@@ -392,10 +400,20 @@ def checkpoint_state(nets: Nets, batches: Batches, at: Progress, wall: float, de
     }
 
 
-def restore(ckpt: dict[str, Any], nets: Nets, batches: Batches, device: torch.device) -> Progress:
-    """Load a checkpoint_state back into the nets and batches; return the loop's counters."""
-    for name in ("g", "d", "opt_g", "opt_d", "sched_g", "sched_d"):
-        getattr(nets, name).load_state_dict(ckpt[name])
+def restore(ckpt: dict[str, Any], nets: Nets, batches: Batches, device: torch.device, config_sha: str, path: Path) -> Progress:
+    """Load a checkpoint_state back into the nets and batches; return the loop's counters.
+
+    Refuses (CheckpointError) a checkpoint written for another config than the run's
+    config.yaml: the folder then mixes two runs, and continuing would make a hybrid.
+    """
+    if ckpt.get("config_sha256") != config_sha:
+        raise CheckpointError(f"{path}: written by another config than this folder's config.yaml (the folder mixes two runs); "
+                              "start anew with overwrite=true or in another folder")
+    try:
+        for name in ("g", "d", "opt_g", "opt_d", "sched_g", "sched_d"):
+            getattr(nets, name).load_state_dict(ckpt[name])
+    except (KeyError, RuntimeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: does not fit the model of config.yaml ({type(exc).__name__}); start anew") from None
     batches.load(ckpt["batches"])
     torch.set_rng_state(ckpt["rng_cpu"])
     if device.type == "cuda" and ckpt.get("rng_cuda") is not None:

@@ -84,12 +84,23 @@ def _hydra_task(cfg: DictConfig) -> None:
 
 
 def _check_output_dirs(overrides: list[str]) -> None:
-    """Try a hydra.run.dir / hydra.sweep.dir override's folder, so that an unwritable one
-    is a one-line error here rather than a traceback inside Hydra. Nothing is left behind."""
+    """Check a hydra.run.dir / hydra.sweep.dir override's folder before Hydra writes into it.
+
+    A folder that already holds a run is refused (Hydra would overwrite its .hydra/ and
+    the new run would mix with it) unless overwrite=true, which deletes it first. An
+    unwritable folder is a one-line error here rather than a traceback inside Hydra.
+    Nothing is left behind.
+    """
+    overwrite = any(o.lower() in ("overwrite=true", "overwrite=1", "overwrite=yes") for o in overrides)
     for override in overrides:
         key, _, value = override.partition("=")
         if key not in ("hydra.run.dir", "hydra.sweep.dir") or not value or "${" in value:
             continue
+        if key == "hydra.run.dir" and RunFolder(value).holds_run():
+            if not overwrite:
+                raise ConfigError(f"{key}={value}: already holds a run; continue it with resume={value}, "
+                                  "replace it with overwrite=true, or choose another folder")
+            shutil.rmtree(value)
         existing = Path(value).absolute()
         while not existing.exists() and existing != existing.parent:
             existing = existing.parent

@@ -161,6 +161,10 @@ def _copy_as_stopped(finished: Path, tmp_path: Path) -> Path:
     return run
 
 
+class Payload:
+    """Any class outside torch's allowlist: unpickling it could run its code."""
+
+
 @pytest.mark.parametrize(
     "damage,message",
     [
@@ -169,6 +173,8 @@ def _copy_as_stopped(finished: Path, tmp_path: Path) -> Path:
         ("no checkpoint", r"checkpoints/last\.pt: no checkpoint; the run stopped before its first one"),
         ("damaged checkpoint", r"checkpoints/last\.pt: damaged checkpoint \(\w+\); start the run anew$"),
         ("damaged config", r"config\.yaml: model\.name='gan' is not dcgan or mlp$"),
+        ("another run's config", r"checkpoints/last\.pt: written by another config than this folder's config\.yaml \(the folder mixes two runs\)"),
+        ("pickled object", r"checkpoints/last\.pt: holds more than tensors and plain values, refused \(it could run code\)"),
     ],
 )
 def test_resume_refuses_what_it_cannot_continue_with_exit_2(finished, tmp_path, capsys, damage, message):
@@ -185,6 +191,11 @@ def test_resume_refuses_what_it_cannot_continue_with_exit_2(finished, tmp_path, 
         ckpt.write_bytes(ckpt.read_bytes()[:100])
     elif damage == "damaged config":
         (run / "config.yaml").write_text((run / "config.yaml").read_text().replace("name: mlp", "name: gan"))
+    elif damage == "another run's config":  # a new run here was killed before its first checkpoint
+        (run / "config.yaml").write_text((run / "config.yaml").read_text().replace("hidden: 16", "hidden: 32"))
+    elif damage == "pickled object":
+        state = torch.load(ckpt, weights_only=True)
+        torch.save({**state, "payload": Payload()}, ckpt)
     before = summary(run)
 
     assert train_cli(*args) == 2

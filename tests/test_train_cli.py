@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +18,7 @@ from train_helpers import (
     gansweep_process,
     losses,
     png_size,
+    subprocess_env,
     summary,
     train_cli,
     train_rows,
@@ -23,6 +26,7 @@ from train_helpers import (
 )
 
 from gansweep.config import from_yaml_file
+from gansweep.errors import RunFolderError
 from gansweep.rundir import RunFolder
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -292,16 +296,44 @@ def test_same_seed_gives_identical_losses_and_another_seed_does_not(tmp_path, ti
     assert all(torch.equal(g_a[k], g_b[k]) for k in g_a)
 
 
-def test_a_fresh_run_in_a_used_folder_starts_a_fresh_summary(tmp_path):
+def test_a_used_folder_is_refused_and_kept_unless_overwrite_is_given(tmp_path, capsys):
     run = tmp_path / "run"
     assert train_cli(*TINY_MLP, "steps=2", "batch_size=8", f"hydra.run.dir={run}") == 0
-    earlier = RunFolder(run).read_summary()  # as an earlier scored run left it
-    earlier.scores["fid"], earlier.started_at = 12.3, "2000-01-01T00:00:00+00:00"
-    RunFolder(run).write_summary(earlier)
-    assert train_cli(*TINY_MLP, "steps=3", "batch_size=8", f"hydra.run.dir={run}") == 0
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    capsys.readouterr()
+
+    assert train_cli(*TINY_MLP, "steps=3", "batch_size=8", f"hydra.run.dir={run}") == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: hydra.run.dir={run}: already holds a run; continue it with resume={run}, "
+        "replace it with overwrite=true, or choose another folder"
+    )
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before  # not one byte touched, .hydra/ included
+
+    assert train_cli(*TINY_MLP, "steps=3", "batch_size=8", "overwrite=true", f"hydra.run.dir={run}") == 0
     s = summary(run)
-    assert s["steps"] == 3 and "fid" not in s["scores"] and s["started_at"] != "2000-01-01T00:00:00+00:00"
-    assert [r["step"] for r in train_rows(run)] == [3]
+    assert s["steps"] == 3 and [r["step"] for r in train_rows(run)] == [3]
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["step_0000001.png", "step_0000002.png", "step_0000003.png"]
+
+
+def test_two_runs_never_share_a_folder(tmp_path):
+    """Started in the same second (the default folder names are unique to the microsecond),
+    and, should two still meet, the second is refused by the folder's claim."""
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "gansweep", "train", *TINY_MLP, "steps=2", "batch_size=8", "threads=1"],
+                         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env())
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    folders = {out.strip().splitlines()[-1].removeprefix("run folder: ") for out, _ in outs}
+    assert len(folders) == 2
+    for folder in folders:
+        assert [r["step"] for r in train_rows(tmp_path / folder)] == [2]  # one run's lines only
+
+    claimed = tmp_path / "claimed"
+    RunFolder(claimed).create("model: {}\n", [])
+    with pytest.raises(RunFolderError, match="already holds another run"):
+        RunFolder(claimed).create("model: {}\n", [])
 
 
 # Folders that cannot be written ----------------------------------------------------------

@@ -26,7 +26,7 @@ def run_sweep(out: Path, name: str, pruner: str, trials: int, images: int, seed:
     """Run one sweep and sum up its trials' summaries."""
     code = main([
         "sweep", "--trials", str(trials), "--space", "mlp_grid25.yaml", "--pruner", pruner, "--seed", str(seed),
-        "--dir", str(out), "--name", name, f"images={images}", "epochs=null", "log_every=50",
+        "--dir", str(out), "--name", name, "steps=null", f"images={images}", "epochs=null", "log_every=50",
     ])
     if code != 0:
         raise SystemExit(f"sweep {name} exited with {code}")

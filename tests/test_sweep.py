@@ -219,3 +219,16 @@ def test_a_rerun_with_another_space_under_the_same_name_is_refused(tmp_path: Pat
     other = write_space(tmp_path, "params:\n  lr: interval(1e-4, 1e-3)\n")
     assert sweep(tmp_path, "--trials", "2", "--space", other, "--name", "same", *TINY) == 2
     assert "started with other space" in capsys.readouterr().err
+
+
+def test_a_storage_password_never_reaches_the_terminal(tmp_path, capsys):
+    from gansweep.sweep.study import redact_url
+
+    assert redact_url("postgresql+psycopg2://ann:s3cr:et@db:5432/g") == "postgresql+psycopg2://ann:***@db:5432/g"
+    assert redact_url("sqlite:///x.db") == "sqlite:///x.db"
+    code = main(["sweep", "--trials", "1", "--dir", str(tmp_path), "--storage", "postgresql://ann:s3cret@127.0.0.1:1/g",
+                 "model=mlp", "data=ring8", "steps=2"])
+    captured = capsys.readouterr()
+    assert code == 2 and "s3cret" not in captured.out + captured.err
+    assert "postgresql://ann:***@127.0.0.1:1/g" in captured.err
+    assert not any("s3cret" in p.read_text(errors="ignore") for p in tmp_path.rglob("*") if p.is_file())

@@ -17,6 +17,7 @@ ran it, and ``base_config`` / ``retry_of`` when they apply.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import threading
 import time
@@ -41,13 +42,20 @@ PRUNERS = ("median", "hyperband", "none")
 WARMUP_PERCENT = 40  # the median pruner judges evaluations after this share of the budget
 
 
+def redact_url(url: str) -> str:
+    """A storage URL with its password replaced by ***, fit for a log line or a file."""
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+
+
 def make_storage(url: str | None, sweep_dir: Path) -> Any:
     """--storage URL (any Optuna RDB URL), or a journal file in the sweep folder."""
     if url:
         try:
             return optuna.storages.RDBStorage(url)
         except Exception as exc:
-            raise ConfigError(f"--storage {url}: cannot open ({str(exc).splitlines()[0]})") from None
+            shown = redact_url(url)
+            reason = str(exc).splitlines()[0].replace(url, shown)
+            raise ConfigError(f"--storage {shown}: cannot open ({reason})") from None
     sweep_dir.mkdir(parents=True, exist_ok=True)
     return JournalStorage(JournalFileBackend(str(sweep_dir / "study.journal")))
 

@@ -204,11 +204,41 @@ class EvalConfig:
 
 
 @dataclass
+class StabilizeConfig:
+    """The usual remedies for unstable GAN training, all off by default (docs/stabilizers.md)."""
+
+    real_label: float = 1.0
+    """bce only: D's target for real samples; 0.9 is one-sided label smoothing (Salimans et al. 2016)."""
+    instance_noise: float = 0.0
+    """Std of Gaussian noise added to every input of D, real and fake, annealed linearly to 0 over the budget."""
+    d_dropout: float = 0.0
+    """Dropout probability after each hidden activation of D."""
+    clip_g: float = 0.0
+    """Largest total L2 norm of G's gradient; larger ones are scaled down. 0 = off."""
+    clip_d: float = 0.0
+    """Largest total L2 norm of D's gradient. 0 = off."""
+    spectral_norm: bool = False
+    """Spectral normalization of every Linear and Conv2d weight of D (Miyato et al. 2018)."""
+    ema: float = 0.0
+    """Decay of an exponential moving average of G's weights (e.g. 0.999); the average draws
+    the samples, is scored and is kept as best.pt. 0 = off."""
+
+    def __post_init__(self) -> None:
+        _require(0 < self.real_label <= 1, "stabilize.real_label", self.real_label, "must be in (0, 1], e.g. 0.9")
+        _require(self.instance_noise >= 0, "stabilize.instance_noise", self.instance_noise, "must be >= 0, e.g. 0.1")
+        _require(0 <= self.d_dropout < 1, "stabilize.d_dropout", self.d_dropout, "must be in [0, 1), e.g. 0.3")
+        for key in ("clip_g", "clip_d"):
+            _require(getattr(self, key) >= 0, f"stabilize.{key}", getattr(self, key), "must be >= 0 (0 = off), e.g. 10")
+        _require(0 <= self.ema < 1, "stabilize.ema", self.ema, "must be in [0, 1) (0 = off), e.g. 0.999")
+
+
+@dataclass
 class TrainConfig:
     model: Any = None  # DCGANConfig or MLPConfig, chosen by the model group
     data: DataConfig = field(default_factory=DataConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    stabilize: StabilizeConfig = field(default_factory=StabilizeConfig)
 
     # The four keys a sweep searches.
     lr: float = 2e-4  # Adam learning rate of G and D
@@ -258,6 +288,9 @@ class TrainConfig:
         _require(self.log_every >= 1, "log_every", self.log_every, "must be >= 1")
         if self.model is None:
             raise ConfigError("model: not set; choose model=dcgan or model=mlp")
+        if self.stabilize.real_label != 1.0:
+            _require(self.loss.name == "bce", "stabilize.real_label", self.stabilize.real_label,
+                     f"label smoothing needs loss=bce (loss={self.loss.name} has no labels)")
         # D sees batch_size / pack packed samples of real and of fake per step; G still gets batch_size.
         pack = self.model.pack
         _require(

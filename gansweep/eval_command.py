@@ -43,7 +43,7 @@ def run_eval(argv: list[str]) -> int:
     data = load_dataset(cfg.data, cfg.seed)
     g, _ = build_models(cfg, tuple(data.samples.shape[1:]))
     try:
-        g.load_state_dict(ckpt["g"])
+        g.load_state_dict(ckpt.get("g_ema", ckpt["g"]))  # with stabilize.ema, the average is what the run scored
     except (KeyError, RuntimeError) as exc:
         raise CheckpointError(f"{ckpt_path}: does not fit this run's model ({type(exc).__name__})") from None
     g.to(device)

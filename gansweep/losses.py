@@ -24,9 +24,11 @@ class GanLoss:
     probabilities: bool  # D's outputs read as probabilities through a sigmoid
 
 
-def _bce_d(real: Scores, fake: Scores) -> torch.Tensor:
-    # -log D(x) - log(1 - D(G(z))), written with softplus to stay finite on large logits
-    return F.softplus(-real).mean() + F.softplus(fake).mean()
+def _bce_d(real: Scores, fake: Scores, real_label: float = 1.0) -> torch.Tensor:
+    # -t log D(x) - (1 - t) log(1 - D(x)) - log(1 - D(G(z))) with target t for reals (1, or
+    # 0.9 for one-sided label smoothing), written with softplus to stay finite on large logits
+    real_term = F.softplus(-real).mean() if real_label == 1.0 else F.binary_cross_entropy_with_logits(real, torch.full_like(real, real_label))
+    return real_term + F.softplus(fake).mean()
 
 
 def _bce_g(fake: Scores) -> torch.Tensor:

@@ -112,6 +112,8 @@ class Maxout(nn.Module):
         return x.unflatten(1, (-1, self.pieces)).amax(dim=2)
 
 
+# What counts as a hidden activation (dropout goes after each): every _ACTIVATIONS entry and Maxout.
+HIDDEN_ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.ELU, nn.Tanh, Maxout)
 _NORMS_1D: dict[str, Callable[[int], nn.Module]] = {"batch": nn.BatchNorm1d, "layer": nn.LayerNorm}
 
 
@@ -222,6 +224,30 @@ def _build_mlp(cfg: TrainConfig, sample_shape: tuple[int, ...]) -> tuple[nn.Modu
 MODELS = {"dcgan": _build_dcgan, "mlp": _build_mlp}
 
 
+def with_dropout(net: nn.Sequential, p: float) -> nn.Sequential:
+    """The same layers (and weights) with Dropout(p) after every hidden activation."""
+    layers: list[nn.Module] = []
+    for layer in net:
+        layers.append(layer)
+        if isinstance(layer, HIDDEN_ACTIVATIONS):
+            layers.append(nn.Dropout(p))
+    return nn.Sequential(*layers)
+
+
+def with_spectral_norm(module: nn.Module) -> nn.Module:
+    """Spectral normalization (Miyato et al. 2018) on every Linear and Conv2d weight of `module`."""
+    for layer in list(module.modules()):
+        if isinstance(layer, (nn.Linear, nn.Conv2d)):
+            nn.utils.parametrizations.spectral_norm(layer)
+    return module
+
+
 def build_models(cfg: TrainConfig, sample_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
-    """(G, D) for the config's model, sized to one sample's shape, e.g. (1, 28, 28) or (2,)."""
-    return MODELS[cfg.model.name](cfg, sample_shape)
+    """(G, D) for the config's model, sized to one sample's shape, e.g. (1, 28, 28) or (2,),
+    with the stabilizers of ``cfg.stabilize`` that change D (dropout, spectral norm)."""
+    g, d = MODELS[cfg.model.name](cfg, sample_shape)
+    if cfg.stabilize.d_dropout > 0:
+        d.net = with_dropout(d.net, cfg.stabilize.d_dropout)
+    if cfg.stabilize.spectral_norm:
+        with_spectral_norm(d)
+    return g, d

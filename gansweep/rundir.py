@@ -390,7 +390,7 @@ class RunFolder:
             # Tensors and plain values only: a checkpoint from a shared folder cannot run code.
             return torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as exc:
-            if "weights only" in str(exc).lower():
+            if "Unsupported global" in str(exc):  # a class outside torch's allowlist, not damage
                 raise CheckpointError(f"{path}: holds more than tensors and plain values, refused (it could run code); "
                                       "use checkpoints written by gansweep") from None
             raise CheckpointError(f"{path}: damaged checkpoint ({type(exc).__name__}); start the run anew") from None

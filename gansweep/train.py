@@ -15,11 +15,13 @@ import signal
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from gansweep.config import Device, LrDecay, TrainConfig, to_yaml
 from gansweep.data import Dataset, load_dataset
@@ -124,6 +126,22 @@ class Batches:
         self.generator.set_state(state["rng"])
 
 
+def instance_noise_std(step: int, total: int, start: float) -> float:
+    """Instance noise (Sønderby et al. 2016): `start` at step 0, linearly down to 0 at the end."""
+    return start * max(0.0, 1.0 - step / max(1, total))
+
+
+def add_noise(x: torch.Tensor, std: float) -> torch.Tensor:
+    """x plus N(0, std^2) noise; x itself (and no random draw) when std is 0."""
+    return x + std * torch.randn_like(x) if std > 0 else x
+
+
+def clip_gradients(module: nn.Module, max_norm: float) -> None:
+    """Scale the module's gradients down to a total L2 norm of max_norm (0: leave them)."""
+    if max_norm > 0:
+        nn.utils.clip_grad_norm_(module.parameters(), max_norm)
+
+
 def grad_norm(module: nn.Module) -> torch.Tensor:
     """Total L2 norm of a module's gradients (stays on the device)."""
     grads = [p.grad for p in module.parameters() if p.grad is not None]
@@ -185,6 +203,12 @@ class Nets:
     opt_d: torch.optim.Optimizer
     sched_g: torch.optim.lr_scheduler.LRScheduler
     sched_d: torch.optim.lr_scheduler.LRScheduler
+    ema: Optional[AveragedModel] = None  # exponential moving average of G (stabilize.ema)
+
+    @property
+    def sampler(self) -> nn.Module:
+        """The generator that draws samples, is scored and kept as best.pt: the EMA when there is one."""
+        return self.ema.module if self.ema is not None else self.g
 
 
 @dataclass
@@ -223,7 +247,8 @@ def build_nets(cfg: TrainConfig, sample_shape: tuple[int, ...], total: int, devi
     opt_g = torch.optim.Adam(g.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
     opt_d = torch.optim.Adam(d.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
     decay = lambda s: lr_factor(s, total, cfg.lr_decay)  # noqa: E731
-    return Nets(g, d, opt_g, opt_d, torch.optim.lr_scheduler.LambdaLR(opt_g, decay), torch.optim.lr_scheduler.LambdaLR(opt_d, decay))
+    ema = AveragedModel(g, multi_avg_fn=get_ema_multi_avg_fn(cfg.stabilize.ema), use_buffers=True) if cfg.stabilize.ema > 0 else None
+    return Nets(g, d, opt_g, opt_d, torch.optim.lr_scheduler.LambdaLR(opt_g, decay), torch.optim.lr_scheduler.LambdaLR(opt_d, decay), ema)
 
 
 def train(
@@ -258,6 +283,8 @@ def train(
     nets = build_nets(cfg, tuple(samples.shape[1:]), total, device)
     g, d = nets.g, nets.d
     gan_loss = LOSSES[cfg.loss.name]
+    stab = cfg.stabilize
+    d_loss = partial(gan_loss.d, real_label=stab.real_label) if stab.real_label != 1.0 else gan_loss.d
     to_p = torch.sigmoid if gan_loss.probabilities else (lambda t: t)
     batches = Batches(samples, cfg.batch_size, torch.Generator(device=device).manual_seed(cfg.seed))
     z_dim = cfg.model.z_dim
@@ -291,26 +318,32 @@ def train(
                     raise KeyboardInterrupt
                 log_now = when.due(at.step + 1, when.log_every)
 
+                sigma = instance_noise_std(at.step, total, stab.instance_noise)
+
                 # (1) Update D: minimise the D loss on a real and a fake batch, n_critic times.
                 for _ in range(cfg.loss.n_critic):
                     real = batches.next()
                     fake = g(torch.randn(real.shape[0], z_dim, device=device))
-                    out_real, out_fake = d(real), d(fake.detach())
-                    loss_d = gan_loss.d(out_real, out_fake)
+                    out_real, out_fake = d(add_noise(real, sigma)), d(add_noise(fake.detach(), sigma))
+                    loss_d = d_loss(out_real, out_fake)
                     if cfg.loss.name == "wgan_gp":
                         loss_d = loss_d + cfg.loss.gp_weight * gradient_penalty(d, real, fake.detach())
                     nets.opt_d.zero_grad(set_to_none=True)
                     loss_d.backward()
-                    gn_d = grad_norm(d) if log_now else None
+                    gn_d = grad_norm(d) if log_now else None  # before clipping: the diagnostic of exploding gradients
+                    clip_gradients(d, stab.clip_d)
                     nets.opt_d.step()
                     at.images_seen += real.shape[0]
 
-                # (2) Update G: make D score the fakes as real.
-                loss_g = gan_loss.g(d(fake))
+                # (2) Update G: make D score the fakes as real; the EMA of G follows.
+                loss_g = gan_loss.g(d(add_noise(fake, sigma)))
                 nets.opt_g.zero_grad(set_to_none=True)
                 loss_g.backward()
                 gn_g = grad_norm(g) if log_now else None
+                clip_gradients(g, stab.clip_g)
                 nets.opt_g.step()
+                if nets.ema is not None:
+                    nets.ema.update_parameters(g)
                 nets.sched_g.step()
                 nets.sched_d.step()
                 at.step += 1
@@ -332,9 +365,9 @@ def train(
                 if (sample_now or eval_now or ckpt_now) and at.window:
                     _raise_if_nonfinite(torch.stack(at.window).cpu(), at.window_start)  # never keep a diverged model
                 if sample_now:
-                    _save_samples(g, fixed_z, data, run.sample_path(at.step), f"step {at.step}")
+                    _save_samples(nets.sampler, fixed_z, data, run.sample_path(at.step), f"step {at.step}")
                 if eval_now:
-                    scores = _evaluate(evaluator, g, cfg, device, run, at, len(data), progress)
+                    scores = _evaluate(evaluator, nets.sampler, cfg, device, run, at, len(data), progress)
                     _record_scores(run, summary, nets, at, scores)
                     if hooks.on_eval:
                         hooks.on_eval(at.step, total, scores)
@@ -397,6 +430,7 @@ def checkpoint_state(nets: Nets, batches: Batches, at: Progress, wall: float, de
         "step": at.step, "images_seen": at.images_seen, "wall_time_s": wall,
         "best": {"best_fid": at.best_fid, "best_fid_step": at.best_fid_step},
         "window": [row.cpu() for row in at.window], "window_start": at.window_start,
+        **({"g_ema": nets.ema.module.state_dict(), "ema_n": nets.ema.n_averaged} if nets.ema is not None else {}),
     }
 
 
@@ -412,6 +446,9 @@ def restore(ckpt: dict[str, Any], nets: Nets, batches: Batches, device: torch.de
     try:
         for name in ("g", "d", "opt_g", "opt_d", "sched_g", "sched_d"):
             getattr(nets, name).load_state_dict(ckpt[name])
+        if nets.ema is not None:
+            nets.ema.module.load_state_dict(ckpt["g_ema"])
+            nets.ema.n_averaged.copy_(ckpt["ema_n"])
     except (KeyError, RuntimeError, ValueError) as exc:
         raise CheckpointError(f"{path}: does not fit the model of config.yaml ({type(exc).__name__}); start anew") from None
     batches.load(ckpt["batches"])
@@ -469,7 +506,7 @@ def _record_scores(run: RunFolder, summary: RunSummary, nets: Nets, at: Progress
     fid = scores.get("fid")
     if fid is not None and (at.best_fid is None or fid < at.best_fid):
         at.best_fid, at.best_fid_step = fid, at.step
-        run.save_checkpoint({"g": nets.g.state_dict(), "step": at.step, "fid": fid}, run.best_checkpoint)
+        run.save_checkpoint({"g": nets.sampler.state_dict(), "step": at.step, "fid": fid}, run.best_checkpoint)
     summary.set_scores(scores)
     summary.best_fid, summary.best_fid_step = at.best_fid, at.best_fid_step
     summary.evaluated_step = at.step

@@ -129,7 +129,7 @@ def test_lr_g_and_lr_d_follow_lr_unless_set():
         ("data.channels=2", r"^data\.channels=2: must be 1 or 3"),
         ("data.image_size=2", r"^data\.image_size=2: must be >= 4"),
         ("data.std=0", r"^data\.std=0\.0: must be > 0"),
-        ("data.feature_net=vgg", r"^data\.feature_net=vgg: choose one of digit_cnn, inception, none"),
+        ("data.feature_net=vgg", r"^data\.feature_net=vgg: choose one of digit_cnn, inception, auto, none"),
         ("loss.n_critic=0", r"^loss\.n_critic=0: must be >= 1"),
         ("loss.gp_weight=-1", r"^loss\.gp_weight=-1\.0: must be >= 0"),
         ("eval.mode_threshold=0", r"^eval\.mode_threshold=0\.0: must be in \(0, 1\]"),

@@ -32,6 +32,7 @@ from gansweep.progress import ProgressDisplay
 from gansweep.rundir import RunFolder, RunSummary, Status, StopKind, StopReason, SweepMembership, now_iso
 from gansweep.samples import save_image_grid, save_scatter
 from gansweep.scoring import build_evaluator, score_generator
+from gansweep.threads import ThreadShare, rebalance
 
 GRID_SAMPLES = 64  # images in a sample grid
 SCATTER_SAMPLES = 2_000  # points in a 2D scatter
@@ -268,9 +269,12 @@ def train(
     """
     hooks = hooks or TrainHooks()
     run = RunFolder(run_dir)
+    device = pick_device(cfg.device)
+    # CPU threads: threads=N, or a fair share of the cores beside the other trainings here.
+    share = ThreadShare(cfg.threads).__enter__() if device.type == "cpu" else None
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
-    device = pick_device(cfg.device)
+    threads, threads_note = rebalance(share, torch.get_num_threads())
     torch.manual_seed(cfg.seed)
 
     # Load data onto the device and plan the budget.
@@ -308,6 +312,8 @@ def train(
     t0 = time.monotonic()
     log = _LogWindow(t0, total)
     progress = ProgressDisplay(total, at.step, f"{cfg.model.name} on {data.name}", quiet=quiet)
+    if threads_note:
+        progress.note(threads_note)
     wall = lambda: at.wall_before + time.monotonic() - t0  # noqa: E731
     save = lambda: run.save_checkpoint(checkpoint_state(nets, batches, at, wall(), device, config_sha256(config_yaml)))  # noqa: E731
     reason: Optional[StopReason] = None
@@ -358,6 +364,9 @@ def train(
                     _raise_if_nonfinite(torch.stack(at.window).cpu(), at.window_start, row)
                     at.window, at.window_start = [], at.step
                     progress.update(at.step, row)
+                    threads, threads_note = rebalance(share, threads)
+                    if threads_note:
+                        progress.note(threads_note)
                     if hooks.on_log:
                         hooks.on_log(row)
                 sample_now, ckpt_now = when.due(at.step, when.sample_every), when.due(at.step, when.ckpt_every)
@@ -389,6 +398,8 @@ def train(
         raise
     finally:
         progress.close()
+        if share is not None:
+            share.__exit__(None, None, None)
 
     # Record how the run ended.
     summary.stop(reason)

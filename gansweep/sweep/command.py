@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
-import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -31,6 +30,7 @@ from gansweep.sweep.space import (
 )
 from gansweep.sweep.study import PRUNERS, SAMPLERS, StudySpec
 from gansweep.sweep.trial import TrialPlan
+from gansweep.threads import available_cores
 
 EPILOG = f"""\
 Pruning: with one objective, Optuna's pruner (median or hyperband) judges each trial at
@@ -123,7 +123,7 @@ def run_sweep(argv: list[str]) -> int:
     name = args.name or f"{Path(source).stem}-{base_cfg.model.name}-{base_cfg.data.name}"
     sweep_dir = Path(args.dir) / name
     # Workers split the CPU threads: each trial's train() passes threads=N to torch.set_num_threads.
-    threads = max(1, (os.cpu_count() or 1) // args.workers) if args.workers > 1 else 0
+    threads = max(1, available_cores() // args.workers) if args.workers > 1 else 0
     trial_overrides = base_overrides + _budget_overrides(base_cfg) + ([f"threads={threads}"] if threads else [])
     plan = TrialPlan(name, sweep_dir, trial_overrides, objectives, prune=args.pruner != "none", early_stop=not args.no_early_stop)
     spec = WorkerSpec(

@@ -67,9 +67,13 @@ def test_six_trials_leave_csv_best_yaml_and_plots_and_a_rerun_adds_only_the_diff
         trial_cfg.lr, trial_cfg.batch_size, trial_cfg.beta1, trial_cfg.beta2
     )
 
-    # Rerunning the same sweep with --trials 8 adds two trials, not eight.
+    # Rerunning the same sweep with --trials 8 adds two trials, not eight, and new ones:
+    # the rerun's sampler is seeded anew, so it does not repeat the first run's parameters.
     assert sweep(tmp_path, "--trials", "8", "--name", "ring", *TINY) == 0
-    assert list(trials(sweep_dir)["trial"]) == list(range(8))
+    frame = trials(sweep_dir)
+    assert list(frame["trial"]) == list(range(8))
+    params = [tuple(row) for row in frame[["params.lr", "params.batch_size", "params.beta1", "params.beta2"]].itertuples(index=False)]
+    assert len(set(params)) == 8
 
 
 def test_divergent_region_gives_diverged_trials_and_the_sweep_completes(tmp_path: Path) -> None:
@@ -219,6 +223,23 @@ def test_a_rerun_with_another_space_under_the_same_name_is_refused(tmp_path: Pat
     other = write_space(tmp_path, "params:\n  lr: interval(1e-4, 1e-3)\n")
     assert sweep(tmp_path, "--trials", "2", "--space", other, "--name", "same", *TINY) == 2
     assert "started with other space" in capsys.readouterr().err
+
+
+def test_a_rerun_samples_new_parameters_in_the_random_startup_phase(tmp_path: Path) -> None:
+    # With the sampler seeded the same on every run, trial 2 repeated trial 1 (both the first random draw).
+    assert sweep(tmp_path, "--trials", "2", "--name", "r", *TINY) == 0
+    assert sweep(tmp_path, "--trials", "3", "--name", "r", *TINY) == 0
+    frame = trials(tmp_path / "sweeps" / "r")
+    lrs = list(frame["params.lr"])
+    assert len(lrs) == 3 and len(set(lrs)) == 3
+
+
+def test_workers_reruns_and_machines_get_different_sampler_seeds():
+    from gansweep.sweep.driver import worker_seed
+
+    seeds = {worker_seed(0, w, n, host) for w in (0, 1) for n in (0, 6) for host in ("a", "b")}
+    assert len(seeds) == 8
+    assert worker_seed(0, 1, 6, "a") == worker_seed(0, 1, 6, "a")  # reproducible
 
 
 def test_a_storage_password_never_reaches_the_terminal(tmp_path, capsys):

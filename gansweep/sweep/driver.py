@@ -9,7 +9,9 @@ one trial each.
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import signal
+import socket
 import time
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -56,8 +58,20 @@ def connect(spec: WorkerSpec) -> optuna.Study:
     """Open (or create) the study with this worker's seeded sampler."""
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # the live view reports trials itself
     storage = make_storage(spec.storage_url, spec.plan.sweep_dir)
-    sampler = make_sampler(spec.sampler, spec.seed + spec.worker_index, spec.space, len(spec.study.objectives))
-    return open_study(spec.study, storage, sampler, make_pruner(spec.pruner))
+    study = open_study(spec.study, storage, make_sampler(spec.sampler, spec.seed, spec.space, len(spec.study.objectives)),
+                       make_pruner(spec.pruner))
+    # Reseeded once the study's size is known: a rerun, another worker or another machine
+    # with the same --seed must not sample the same parameters again.
+    seed = worker_seed(spec.seed, spec.worker_index, len(study.trials))
+    study.sampler = make_sampler(spec.sampler, seed, spec.space, len(spec.study.objectives))
+    return study
+
+
+def worker_seed(seed: int, worker_index: int, trials_so_far: int, host: str | None = None) -> int:
+    """The sampler seed of one worker: --seed mixed with this host, the worker's index and
+    how many trials the study already holds, so no two workers or reruns share one."""
+    text = f"{seed}/{host or socket.gethostname()}/{worker_index}/{trials_so_far}"
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big")
 
 
 def _next_trial(spec: WorkerSpec, study: optuna.Study) -> Optional[optuna.trial.Trial]:

@@ -189,6 +189,8 @@ def _print_summary(facts: dict[str, Any], objectives: list[str], sweep_dir: Path
         values = ", ".join(f"{o}={format_score(o, v)}" for o, v in zip(objectives, best.values))
         params = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in best.params.items())
         console.print(f"best: trial {best.number}  {values}  {params}", markup=False)
+        # The best of many trials is an optimistic estimate (Lucic et al. 2018).
+        console.print(f"confirm it with new seeds: gansweep confirm {sweep_dir}", markup=False)
     else:
         console.print("best: no trial completed")
     for note in facts["notes"]:

@@ -57,6 +57,8 @@ SCORES: dict[str, Score] = {
         Score("modes_covered_min", Direction.maximize, _MIX, "d", "2D modes with at least eval.mixture_min_count HQ samples"),
         Score("hq_fraction", Direction.maximize, _MIX, ".3f", "share of samples within 3 std of their nearest mode"),
         Score("mode_kl", Direction.minimize, _MIX | _DIG, ".3f", "KL of the generated mode histogram against the real one (2D: HQ samples only)"),
+        Score("inception_score", Direction.maximize, _DIG, ".2f",
+              "Inception score (Salimans et al. 2016) from the digit classifier's probabilities: 1 to 10 (1000 for stacked MNIST); collapse scores low, noise too"),
         Score("confidence", Direction.maximize, _DIG, ".3f", "mean max softmax of the digit classifier; noise scores high too", objective=False),
     )
 }

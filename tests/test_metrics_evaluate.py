@@ -37,11 +37,11 @@ def scores(tmp_path_factory):
 # noise are seeded, so they are the same on every machine; rel=1e-3 covers float
 # summation order, far below the gaps between cases.
 MEASURED = {
-    "real": {"fid": 0.4204, "precision": 0.856, "recall": 0.8545, "coverage": 0.971, "modes_covered": 10, "mode_kl": 0.000805},
-    "one_digit": {"fid": 213.08, "precision": 0.832, "recall": 0.0, "coverage": 0.096, "modes_covered": 1, "mode_kl": 2.3279},
-    "three_digits": {"fid": 107.30, "precision": 0.8825, "recall": 0.2, "coverage": 0.295, "modes_covered": 3, "mode_kl": 1.1969},
-    "noise": {"fid": 2156.83, "precision": 0.0, "recall": 0.0, "coverage": 0.0, "modes_covered": 1, "mode_kl": 2.3279},
-    "blurry": {"fid": 30.94, "precision": 0.4805, "recall": 0.0045, "coverage": 0.1105, "modes_covered": 10},
+    "real": {"fid": 0.4204, "inception_score": 8.3196, "precision": 0.856, "recall": 0.8545, "coverage": 0.971, "modes_covered": 10, "mode_kl": 0.000805},
+    "one_digit": {"fid": 213.08, "inception_score": 1.0132, "precision": 0.832, "recall": 0.0, "coverage": 0.096, "modes_covered": 1, "mode_kl": 2.3279},
+    "three_digits": {"fid": 107.30, "inception_score": 2.8268, "precision": 0.8825, "recall": 0.2, "coverage": 0.295, "modes_covered": 3, "mode_kl": 1.1969},
+    "noise": {"fid": 2156.83, "inception_score": 1.0, "precision": 0.0, "recall": 0.0, "coverage": 0.0, "modes_covered": 1, "mode_kl": 2.3279},
+    "blurry": {"fid": 30.94, "inception_score": 4.7669, "precision": 0.4805, "recall": 0.0045, "coverage": 0.1105, "modes_covered": 10},
 }
 
 

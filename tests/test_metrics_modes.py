@@ -126,3 +126,17 @@ def test_stacked_kl_of_two_modes_split_three_to_one():
     result = stacked_modes(torch.tensor([[1, 2, 3]] * 3 + [[3, 2, 1]]))
     assert result.modes_covered == 2
     assert result.mode_kl == pytest.approx(0.75 * math.log(750) + 0.25 * math.log(250))
+
+
+def test_inception_score_known_answers():
+    from gansweep.metrics.modes import inception_score
+
+    eye = torch.eye(10)
+    assert inception_score(eye.repeat(100, 1)) == pytest.approx(10.0, rel=1e-6)  # ten certain classes, evenly: the maximum
+    assert inception_score(eye[[3]].repeat(1000, 1)) == pytest.approx(1.0)  # one class: collapse
+    assert inception_score(torch.full((1000, 10), 0.1)) == pytest.approx(1.0)  # no class certain: noise
+    half = torch.cat([eye[[0]], eye[[1]]]).repeat(500, 1)
+    assert inception_score(half) == pytest.approx(2.0, rel=1e-6)  # two classes: e^(log 2)
+    codes = torch.arange(1000)
+    stacked = torch.stack([eye[codes // 100], eye[codes // 10 % 10], eye[codes % 10]], dim=1)
+    assert inception_score(stacked, chunk=300) == pytest.approx(1000.0, rel=1e-5)  # every stacked code once

@@ -38,7 +38,8 @@ def test_every_score_the_evaluators_write_is_registered():
     from gansweep.scores import scores_for
 
     assert scores_for(True, False) == ["mixture_tv", "modes_covered", "modes_covered_min", "hq_fraction", "mode_kl"]
-    assert scores_for(False, True) == ["fid", "precision", "recall", "density", "coverage", "modes_covered", "mode_kl", "confidence"]
+    assert scores_for(False, True) == ["fid", "precision", "recall", "density", "coverage", "modes_covered", "mode_kl",
+                                       "inception_score", "confidence"]
     assert scores_for(False, False) == ["fid", "precision", "recall", "density", "coverage"]
 
 

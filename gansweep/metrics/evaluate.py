@@ -26,6 +26,7 @@ from gansweep.metrics.fid import feature_stats, frechet_distance
 from gansweep.metrics.modes import (
     class_histogram,
     class_modes,
+    inception_score,
     mixture_modes,
     stacked_modes,
 )
@@ -233,9 +234,11 @@ class Evaluator:
         if self.real.kind == "stacked":
             modes = stacked_modes(probs.argmax(dim=2))
             confidence = probs.max(dim=2).values.double().mean().item()
-            return {"modes_covered": modes.modes_covered, "modes_total": modes.modes_total, "mode_kl": modes.mode_kl, "confidence": confidence}
+            return {"modes_covered": modes.modes_covered, "modes_total": modes.modes_total, "mode_kl": modes.mode_kl,
+                    "confidence": confidence, "inception_score": inception_score(probs)}
         modes = class_modes(probs, self.stats["class_hist"].numpy(), self.settings.mode_threshold)
-        return {"modes_covered": modes.modes_covered, "modes_total": modes.modes_total, "mode_kl": modes.mode_kl, "confidence": modes.confidence}
+        return {"modes_covered": modes.modes_covered, "modes_total": modes.modes_total, "mode_kl": modes.mode_kl,
+                "confidence": modes.confidence, "inception_score": inception_score(probs)}
 
     def _score_mixture(self, points: torch.Tensor) -> dict[str, float | int | str]:
         modes = mixture_modes(points, self.real.centers, self.real.std, self.settings.mixture_min_count)

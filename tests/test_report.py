@@ -381,11 +381,14 @@ def test_main_cli_turns_report_error_into_exit_code(tmp_path: Path, capsys: pyte
     assert "no run folders" in err and "Traceback" not in err
 
 
-def test_several_roots_are_named_from_their_common_parent(outputs: Path) -> None:
+def test_several_roots_name_runs_from_their_own_root(outputs: Path, tmp_path: Path) -> None:
     runs = load_runs([outputs / "runs", outputs / "sweeps", outputs / "runs" / "a"]).runs
     assert len(runs) == 9  # runs/a is found once
     assert "runs/a" in set(runs["run"]) and "sweeps/lr/trial_0000" in set(runs["run"])
     assert load_runs([outputs / "runs" / "a"]).runs["run"].tolist() == ["a"]
+    elsewhere = write_run(tmp_path / "far" / "away" / "copied", train_config())  # another disk, say
+    names = set(load_runs([outputs / "runs", elsewhere]).runs["run"])
+    assert "copied" in names and "runs/a" in names  # not the long path below their common parent
 
 
 def test_train_tail_is_read_from_the_end_of_a_long_metrics_file(tmp_path: Path) -> None:

@@ -149,7 +149,7 @@ def load_runs(roots: list[Path]) -> LoadResult:
     if not run_dirs:
         where = ", ".join(str(r) for r in roots)
         raise ReportError(f"no run folders (with {SUMMARY}) found under {where}")
-    base = _common_base(roots)
+    names = run_names(run_dirs, roots)
 
     rows: list[dict[str, Any]] = []
     configs: list[dict[str, Any]] = []
@@ -168,7 +168,7 @@ def load_runs(roots: list[Path]) -> LoadResult:
             continue
         config = _read_or_warn(folder.read_config, {}, warnings)
         tail = _read_or_warn(lambda: folder.read_train_tail(TAIL_LINES), [], warnings)
-        row = {"run": _relative(run_dir, base), "status": None, "diagnosis": diagnose(summary, tail)}
+        row = {"run": names[run_dir], "status": None, "diagnosis": diagnose(summary, tail)}
         row.update(summary_row(summary))
         row["path"] = str(run_dir)
         rows.append(row)
@@ -260,12 +260,21 @@ def _scalar(value: Any) -> Any:
     return value
 
 
-def _common_base(roots: list[Path]) -> Path:
-    """Runs are named relative to this: the (resolved) root, or the roots' common parent."""
-    return roots[0] if len(roots) == 1 else Path(os.path.commonpath(roots))
+def run_names(run_dirs: list[Path], roots: list[Path]) -> dict[Path, str]:
+    """Short names: the path below the given root, led by the root's own folder name when
+    there are several roots (outputs/a/x and /tmp/run become a/x and run), falling back
+    to the path below the roots' common parent should two names clash."""
+    def below(run_dir: Path, root: Path, lead: bool) -> str:
+        rel = Path(os.path.relpath(run_dir, root)).as_posix()
+        if rel == ".":  # a root that is itself a run folder is named by its folder name
+            return run_dir.name
+        return f"{root.name}/{rel}" if lead else rel
 
+    def own_root(run_dir: Path) -> Path:
+        return min((r for r in roots if r == run_dir or r in run_dir.parents), key=lambda r: len(r.parts))
 
-def _relative(run_dir: Path, base: Path) -> str:
-    rel = os.path.relpath(run_dir, base)
-    # A root that is itself a run folder is named by its folder name, not ".".
-    return run_dir.name if rel == "." else Path(rel).as_posix()
+    names = {d: below(d, own_root(d), len(roots) > 1) for d in run_dirs}
+    if len(set(names.values())) < len(names):
+        base = Path(os.path.commonpath(roots))
+        names = {d: below(d, base, False) for d in run_dirs}
+    return names

@@ -33,6 +33,7 @@ OVERRIDES = "overrides.yaml"
 CLAIM = ".gansweep-run"
 SAMPLES = "samples"
 CHECKPOINTS = "checkpoints"
+CURVES = "curves.png"  # losses, D's outputs and the objective, redrawn at every evaluation
 # Folders inside a run that never hold other runs; not walking them keeps discovery fast.
 INNER_DIRS = frozenset({SAMPLES, CHECKPOINTS, ".hydra", "__pycache__", ".git"})
 # Enough bytes of metrics.jsonl to hold the last few dozen train lines (~300 bytes each).
@@ -263,6 +264,10 @@ class RunFolder:
     @property
     def best_checkpoint(self) -> Path:
         return self.path / CHECKPOINTS / "best.pt"
+
+    @property
+    def curves_path(self) -> Path:
+        return self.path / CURVES
 
     def sample_path(self, step: int) -> Path:
         """Where the sample grid (or scatter) of a step goes."""

@@ -30,7 +30,9 @@ from gansweep.losses import LOSSES, gradient_penalty
 from gansweep.models import build_models
 from gansweep.progress import ProgressDisplay
 from gansweep.rundir import RunFolder, RunSummary, Status, StopKind, StopReason, SweepMembership, now_iso
+from gansweep.curves import save_run_curves
 from gansweep.samples import save_image_grid, save_scatter
+from gansweep.scores import default_objective
 from gansweep.scoring import build_evaluator, score_generator
 from gansweep.threads import ThreadShare, rebalance
 
@@ -295,6 +297,7 @@ def train(
     n_fixed = SCATTER_SAMPLES if data.is_points else GRID_SAMPLES
     fixed_z = torch.randn(n_fixed, z_dim, generator=torch.Generator().manual_seed(cfg.seed + 1)).to(device)
     evaluator = build_evaluator(cfg, data, device) if cfg.eval.enabled else None
+    objective = default_objective(data.is_points)[0]  # what the live curves plot
 
     # Restore a checkpoint, or start a fresh folder.
     config_yaml = to_yaml(cfg)
@@ -378,6 +381,7 @@ def train(
                 if eval_now:
                     scores = _evaluate(evaluator, nets.sampler, cfg, device, run, at, len(data), progress)
                     _record_scores(run, summary, nets, at, scores)
+                    save_run_curves(run.read_metrics(), run.curves_path, objective, f"{cfg.model.name} on {data.name}, {run.path.name}")
                     if hooks.on_eval:
                         hooks.on_eval(at.step, total, scores)
                 if ckpt_now:

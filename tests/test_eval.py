@@ -94,3 +94,15 @@ def test_auto_feature_net_is_inception_only_where_it_can_run_offline(tmp_path: P
     has_fid = inception.importlib.util.find_spec("pytorch_fid") is not None
     assert resolve_feature_net("auto") == ("inception" if has_fid else "digit_cnn")
     assert resolve_feature_net("digit_cnn") == "digit_cnn"
+
+
+def test_live_curves_are_redrawn_at_every_evaluation(scored_run: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    path = scored_run / "curves.png"
+    with Image.open(path) as img:
+        assert img.size == (1300, 340)  # three panels: losses, D outputs, fid
+        colours = len(np.unique(np.asarray(img.convert("RGB")).reshape(-1, 3), axis=0))
+    assert colours > 50  # lines and text, not an empty canvas
+    assert path.stat().st_mtime >= (scored_run / "checkpoints" / "best.pt").stat().st_mtime - 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from typing import Callable
 
-from gansweep.errors import GansweepError, os_error_line
+from gansweep.errors import EXIT_INTERRUPTED, GansweepError, os_error_line
 from gansweep.progress import err_console
 
 USAGE = """usage: gansweep COMMAND [ARGS]
@@ -22,7 +22,6 @@ commands:
   report   compare run folders (gansweep report --help)
 """
 
-EXIT_INTERRUPTED = 130
 
 
 def _train(argv: list[str]) -> int:

@@ -256,7 +256,7 @@ class TrainConfig:
 
     seed: int = 0
     device: Device = Device.auto
-    threads: int = 0  # CPU threads for torch; 0 keeps torch's default
+    threads: int = 0  # CPU threads for torch; 0 = a fair share of the cores beside other trainings here
 
     log_every: int = 10  # steps between metrics.jsonl lines
     eval_every: int = 0  # steps between evaluations; 0 = four times per run
@@ -330,8 +330,11 @@ def to_yaml(cfg: TrainConfig) -> str:
 
 def from_yaml_file(path: str) -> TrainConfig:
     """Load a stored run config (a run folder's config.yaml) back into a TrainConfig."""
-    stored = OmegaConf.load(path)
-    model_name = stored.get("model", {}).get("name")
+    try:
+        stored = OmegaConf.load(path)
+    except Exception as exc:  # YAML syntax, or not a mapping
+        raise ConfigError(f"{path}: not a readable config ({type(exc).__name__}); it is the run's own record, restore it") from None
+    model_name = stored.get("model", {}).get("name") if isinstance(stored, DictConfig) else None
     model_schema = {"dcgan": DCGANConfig, "mlp": MLPConfig}.get(model_name)
     if model_schema is None:
         raise ConfigError(f"{path}: model.name={model_name!r} is not dcgan or mlp")

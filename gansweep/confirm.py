@@ -28,7 +28,7 @@ from gansweep.config import from_yaml_file
 from gansweep.errors import ConfigError, DivergedError, RunFolderError
 from gansweep.progress import console
 from gansweep.rundir import RunFolder, RunSummary, Status, SweepMembership, find_run_dirs
-from gansweep.scores import SCORES, format_score
+from gansweep.scores import SCORES, format_score, higher_is_better
 from gansweep.train import train
 
 CONFIRM_DIR = "confirm"
@@ -68,10 +68,16 @@ def top_trials(sweep_dir: Path, k: int) -> tuple[list[Candidate], str]:
     if not trials:
         raise ConfigError(f"{sweep_dir}: no completed sweep trials to confirm; run gansweep sweep --dir first")
     objective = trials[0].summary.sweep.objectives[0]
-    scored = [t for t in trials if t.summary.scores.get(objective) is not None]
-    sign = -1.0 if SCORES[objective].better.value == "maximize" else 1.0
+    scored = [t for t in trials if _finite(t.summary.scores.get(objective))]
+    if not scored:
+        raise ConfigError(f"{sweep_dir}: no completed trial has a finite {objective}; nothing to confirm")
+    sign = -1.0 if higher_is_better(objective) else 1.0
     scored.sort(key=lambda t: (sign * t.summary.scores[objective], t.number))
     return scored[:k], objective
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
 
 
 def confirmation_seeds(n: int) -> list[int]:
@@ -81,10 +87,13 @@ def confirmation_seeds(n: int) -> list[int]:
 def run_confirmation(candidate: Candidate, seed: int, out_dir: Path) -> RunSummary:
     """Train the trial's stored config with another seed into out_dir (or reuse/resume what is there)."""
     run = RunFolder(out_dir)
-    existing = run.read_summary() if run.summary_path.exists() else None
+    existing = run.read_summary()
     if existing is not None and existing.status.final:
         return existing
-    cfg = from_yaml_file(str(candidate.folder / "config.yaml"))
+    busy = run.running_elsewhere()
+    if busy:
+        raise ConfigError(f"{out_dir}: being trained by another gansweep confirm ({busy}); wait for it")
+    cfg = from_yaml_file(str(RunFolder(candidate.folder).config_path))
     cfg = dataclasses.replace(cfg, seed=seed)
     sweep = candidate.summary.sweep
     membership = SweepMembership(sweep.name, sweep.trial, dict(sweep.params), list(sweep.objectives), confirm_of=candidate.number)
@@ -98,17 +107,19 @@ def run_confirmation(candidate: Candidate, seed: int, out_dir: Path) -> RunSumma
 
 
 def summarize(runs: dict[int, list[RunSummary]], objective: str, sweep_values: dict[int, Optional[float]]) -> pd.DataFrame:
-    """One row per confirmed trial: each score's mean, std and worst seed, over the seeds."""
+    """One row per confirmed trial: each score's mean, std and worst seed, over the seeds
+    that completed (a diverged or stopped seed counts in ``completed`` only)."""
     rows = []
-    for number, summaries in runs.items():
-        row: dict[str, object] = {"trial": number, "seeds": len(summaries), f"sweep_{objective}": sweep_values[number]}
-        row["completed"] = sum(s.status is Status.completed for s in summaries)
+    for number, all_seeds in runs.items():
+        summaries = [s for s in all_seeds if s.status.has_objective]
+        row: dict[str, object] = {"trial": number, "seeds": len(all_seeds), f"sweep_{objective}": sweep_values[number]}
+        row["completed"] = len(summaries)
         names = [n for n in SCORES if any(n in s.scores for s in summaries)]
         for name in names:
-            values = [float(s.scores[name]) for s in summaries if s.scores.get(name) is not None and math.isfinite(s.scores[name])]
+            values = [float(s.scores[name]) for s in summaries if _finite(s.scores.get(name))]
             if not values:
                 continue
-            worst = max(values) if SCORES[name].better.value == "minimize" else min(values)
+            worst = min(values) if higher_is_better(name) else max(values)
             row[f"{name}_mean"] = statistics.fmean(values)
             row[f"{name}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
             row[f"{name}_worst"] = worst
@@ -118,7 +129,7 @@ def summarize(runs: dict[int, list[RunSummary]], objective: str, sweep_values: d
     frame = pd.DataFrame(rows)
     key = f"{objective}_mean"
     if key in frame:
-        frame = frame.sort_values(key, ascending=SCORES[objective].better.value == "minimize", kind="stable")
+        frame = frame.sort_values(key, ascending=not higher_is_better(objective), kind="stable")
     return frame.reset_index(drop=True)
 
 

@@ -8,20 +8,18 @@ from pathlib import Path
 from typing import Any
 
 from gansweep.atomic import write_bytes_atomic
-from gansweep.scores import SCORES
+from gansweep.scores import higher_is_better
 
 
 def save_run_curves(rows: list[dict[str, Any]], path: Path, objective: str, title: str) -> None:
     """Three panels from metrics.jsonl rows: D and G losses, mean D(x) and D(G(z)), and
     ``objective`` at each evaluation (with its better direction in the label)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: no global backend or figure state
 
     train = [r for r in rows if r.get("kind") == "train"]
     evals = [r for r in rows if r.get("kind") == "eval" and r.get(objective) is not None]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.4), dpi=100)
+    fig = Figure(figsize=(13, 3.4), dpi=100)
+    axes = fig.subplots(1, 3)
     steps = [r["step"] for r in train]
     for ax, keys, name in ((axes[0], ("loss_d", "loss_g"), "loss"), (axes[1], ("d_real", "d_fake"), "D output")):
         for key in keys:
@@ -29,7 +27,7 @@ def save_run_curves(rows: list[dict[str, Any]], path: Path, objective: str, titl
         ax.set_xlabel("step")
         ax.set_ylabel(name)
         ax.legend(fontsize=8)
-    better = "lower is better" if SCORES[objective].better.value == "minimize" else "higher is better"
+    better = "higher is better" if higher_is_better(objective) else "lower is better"
     axes[2].plot([r["step"] for r in evals], [r[objective] for r in evals], marker="o", color="tab:red")
     axes[2].set_xlabel("step")
     axes[2].set_ylabel(f"{objective} ({better})")
@@ -39,5 +37,4 @@ def save_run_curves(rows: list[dict[str, Any]], path: Path, objective: str, titl
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
-    plt.close(fig)
     write_bytes_atomic(path, buf.getvalue())

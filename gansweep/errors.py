@@ -7,6 +7,9 @@ prints the message as one line and exits with ``exit_code``.
 from __future__ import annotations
 
 
+EXIT_INTERRUPTED = 130  # the shell's code for a process stopped by Ctrl-C
+
+
 class GansweepError(Exception):
     """Base class: a failure the user can fix, reported as one line."""
 
@@ -45,6 +48,12 @@ class DivergedError(GansweepError):
     def __init__(self, message: str, step: int | None = None):
         super().__init__(message)
         self.step = step
+
+
+class SweepError(GansweepError):
+    """A sweep that could not run to its end (a worker process failed)."""
+
+    exit_code = 1
 
 
 class ReportError(GansweepError):

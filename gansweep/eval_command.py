@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from gansweep.config import from_yaml_file
 from gansweep.data import load_dataset
-from gansweep.errors import CheckpointError, ConfigError
+from gansweep.errors import CheckpointError, ConfigError, RunFolderError
 from gansweep.models import build_models
 from gansweep.progress import console
 from gansweep.rundir import RunFolder, now_iso
@@ -31,6 +31,11 @@ def run_eval(argv: list[str]) -> int:
     if not run.config_path.is_file():
         raise CheckpointError(f"{args.run_dir}: not a run folder (no config.yaml)")
     cfg = from_yaml_file(str(run.config_path))
+    summary = run.read_summary()
+    if summary is None:
+        raise RunFolderError(f"{run.summary_path}: missing; only a run that started can be evaluated")
+    if args.checkpoint == "best" and not run.best_checkpoint.exists() and cfg.data.is_points:
+        raise CheckpointError(f"{run.best_checkpoint}: 2D runs keep no best checkpoint (it follows FID); use --checkpoint last")
     if args.samples is not None:
         if args.samples < 2:
             raise ConfigError(f"--samples {args.samples}: must be >= 2")
@@ -51,9 +56,6 @@ def run_eval(argv: list[str]) -> int:
     started = time.monotonic()
     scores = score_generator(build_evaluator(cfg, data, device), g, cfg.model.z_dim, cfg.seed, device)
     seconds = time.monotonic() - started
-    summary = run.read_summary()
-    if summary is None:
-        raise CheckpointError(f"{run.summary_path}: missing; only a run that started can be evaluated")
     if args.checkpoint == "best":  # the summary's scores stay those of the final generator
         summary.best_checkpoint_scores = {**scores, "step": ckpt.get("step"), "evaluated_at": now_iso()}
     else:

@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import os
 import pickle
+import shutil
 import socket
 from dataclasses import dataclass, field
 from enum import Enum
@@ -38,6 +39,17 @@ CURVES = "curves.png"  # losses, D's outputs and the objective, redrawn at every
 INNER_DIRS = frozenset({SAMPLES, CHECKPOINTS, ".hydra", "__pycache__", ".git"})
 # Enough bytes of metrics.jsonl to hold the last few dozen train lines (~300 bytes each).
 TAIL_BYTES = 32 * 1024
+
+
+def pid_alive(pid: int) -> bool:
+    """True when a process with this pid runs on this host."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by another user
+        return True
+    return True
 
 
 def now_iso() -> str:
@@ -210,7 +222,10 @@ class RunSummary:
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> "RunSummary":
-        """Parse summary.json; raises ValueError/KeyError/TypeError on a malformed one."""
+        """Parse summary.json (also the flat layout of gansweep before 0.2); raises
+        ValueError/KeyError/TypeError on a malformed one."""
+        if "scores" not in obj:
+            obj = _from_flat_layout(obj)
         known = {f.name for f in dataclasses.fields(cls)}
         kwargs = {k: v for k, v in obj.items() if k in known}
         kwargs["status"] = Status(obj["status"])
@@ -219,6 +234,31 @@ class RunSummary:
         if obj.get("sweep") is not None:
             kwargs["sweep"] = SweepMembership(**obj["sweep"])
         return cls(**kwargs)
+
+
+# The provenance keys and the training values of the flat layout.
+_FLAT_PROVENANCE = ("n_fake", "n_real", "feature_net", "feature_net_sha256")
+_FLAT_TRAIN = ("loss_d", "loss_g", "d_real", "d_fake", "grad_norm_d", "grad_norm_g")
+# What a flat summary's status says about why it stopped (its reason was prose).
+_FLAT_STOP = {Status.diverged: StopKind.diverged, Status.collapsed: StopKind.mode_collapse, Status.pruned: StopKind.pruned,
+              Status.interrupted: StopKind.interrupted, Status.failed: StopKind.failed}
+
+
+def _from_flat_layout(obj: dict[str, Any]) -> dict[str, Any]:
+    """A summary.json of the earlier flat layout (scores, provenance, training values and
+    sweep keys at the top, the stop reason in words) in today's nested one."""
+    new = {k: v for k, v in obj.items() if k not in ("scores", "sweep", "stop_reason")}
+    new.setdefault("run_dir", "")
+    new["scores"] = {k: obj[k] for k in (*SCORES, "modes_total") if obj.get(k) is not None}
+    new["provenance"] = {k: obj[k] for k in _FLAT_PROVENANCE if k in obj}
+    new["last_train"] = {k: obj[k] for k in _FLAT_TRAIN if k in obj}
+    kind = _FLAT_STOP.get(Status(obj["status"]))
+    if kind is not None:
+        new["stop_reason"] = {"kind": kind.value, "step": obj.get("steps"), "detail": str(obj.get("stop_reason") or "")}
+    if isinstance(obj.get("sweep"), str):
+        new["sweep"] = {"name": obj["sweep"], "trial": int(obj.get("trial", 0)), "params": obj.get("params") or {},
+                        "objectives": list(obj.get("objectives") or []), "retry_of": obj.get("retry_of")}
+    return new
 
 
 def parse_jsonl(text: str, source: Path) -> list[dict[str, Any]]:
@@ -279,8 +319,24 @@ class RunFolder:
         return max(steps)[1] if steps else None
 
     def holds_run(self) -> bool:
-        """True when a run has started in this folder (claimed, or an older run's files)."""
-        return any((self.path / name).exists() for name in (CLAIM, SUMMARY, CONFIG))
+        """True when a run has started in this folder: its claim, or an older run's summary."""
+        return (self.path / CLAIM).exists() or self.summary_path.exists()
+
+    def running_elsewhere(self) -> Optional[str]:
+        """'host pid N' when the process that claimed this folder still runs on this host, else None."""
+        try:
+            claim = json.loads((self.path / CLAIM).read_text())
+            host, pid = claim["host"], int(claim["pid"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return f"{host} pid {pid}" if host == socket.gethostname() and pid != os.getpid() and pid_alive(pid) else None
+
+    def clear(self) -> None:
+        """Delete this run's own files (overwrite=true); anything else in the folder stays."""
+        for name in (CLAIM, SUMMARY, METRICS, CONFIG, OVERRIDES, CURVES):
+            (self.path / name).unlink(missing_ok=True)
+        for name in (SAMPLES, CHECKPOINTS, ".hydra"):
+            shutil.rmtree(self.path / name, ignore_errors=True)
 
     def create(self, config_yaml: str, overrides: Iterable[str]) -> None:
         """Claim the folder for a new run and store the config that produced it.
@@ -328,7 +384,7 @@ class RunFolder:
             problem = "empty file" if not text.strip() else f"not valid JSON ({exc.msg} at line {exc.lineno})"
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             problem = f"not a gansweep summary ({type(exc).__name__}: {exc})"
-        raise RunFolderError(f"{self.summary_path}: {problem}; delete it to start the summary anew")
+        raise RunFolderError(f"{self.summary_path}: {problem}; it is left as it is (a new run goes in another folder)")
 
     def write_summary(self, summary: RunSummary) -> RunSummary:
         """Write summary.json atomically (stamping updated_at) and return it."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -26,6 +27,13 @@ def resolve_feature_net(name: str) -> str:
     from gansweep.metrics.inception import inception_available
 
     return "inception" if inception_available() else "digit_cnn"
+
+
+def resolve_auto(cfg: TrainConfig) -> TrainConfig:
+    """cfg with data.feature_net=auto replaced by the network it means on this machine."""
+    if cfg.data.feature_net != "auto":
+        return cfg
+    return replace(cfg, data=replace(cfg.data, feature_net=resolve_feature_net("auto")))
 
 
 def build_evaluator(cfg: TrainConfig, data: Dataset, device: torch.device):

@@ -17,6 +17,8 @@ import tempfile
 from pathlib import Path
 from typing import Optional
 
+from gansweep.rundir import pid_alive
+
 REGISTRY = Path(tempfile.gettempdir()) / f"gansweep-{os.getuid()}" / "trainings"
 
 
@@ -26,16 +28,6 @@ def available_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # macOS, Windows
         return os.cpu_count() or 1
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def fair_share(requested: int, others: list[int], cores: int) -> int:
@@ -70,7 +62,7 @@ class ThreadShare:
         for path in self.registry.glob("*.json"):
             if path == self.entry or not path.stem.isdigit():
                 continue
-            if not _alive(int(path.stem)):
+            if not pid_alive(int(path.stem)):
                 path.unlink(missing_ok=True)
                 continue
             try:
@@ -81,6 +73,28 @@ class ThreadShare:
 
     def threads(self) -> int:
         return fair_share(self.requested, self.others(), available_cores())
+
+
+def set_threads(requested: int, share: Optional[ThreadShare]) -> tuple[int, Optional[str]]:
+    """Set torch's threads as a training starts: threads=N, else the fair share beside the
+    trainings running now (share None: leave torch's default, e.g. on a GPU). Returns the
+    threads and a one-line note when other trainings share the cores."""
+    import torch
+
+    if requested > 0:
+        torch.set_num_threads(requested)
+    elif share is not None:
+        others = share.others()
+        torch.set_num_threads(fair_share(0, others, available_cores()))
+        if others:
+            return torch.get_num_threads(), _note(len(others), torch.get_num_threads())
+    return torch.get_num_threads(), None
+
+
+def _note(others: int, threads: int) -> str:
+    unit = "thread" if threads == 1 else "threads"
+    return (f"note: {1 + others} gansweep trainings share the {available_cores()} cores here: "
+            f"this one now uses {threads} {unit} (threads=N sets it)")
 
 
 def rebalance(share: Optional[ThreadShare], current: int) -> tuple[int, Optional[str]]:
@@ -94,6 +108,4 @@ def rebalance(share: Optional[ThreadShare], current: int) -> tuple[int, Optional
     if wanted == current:
         return current, None
     torch.set_num_threads(wanted)
-    unit = "thread" if wanted == 1 else "threads"
-    return wanted, (f"note: {1 + len(others)} gansweep trainings share the {available_cores()} cores here: "
-                    f"this one now uses {wanted} {unit} (threads=N sets it)")
+    return wanted, _note(len(others), wanted)

@@ -13,7 +13,7 @@ import hashlib
 import math
 import signal
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -33,8 +33,8 @@ from gansweep.rundir import RunFolder, RunSummary, Status, StopKind, StopReason,
 from gansweep.curves import save_run_curves
 from gansweep.samples import save_image_grid, save_scatter
 from gansweep.scores import default_objective
-from gansweep.scoring import build_evaluator, score_generator
-from gansweep.threads import ThreadShare, rebalance
+from gansweep.scoring import build_evaluator, resolve_auto, score_generator
+from gansweep.threads import ThreadShare, rebalance, set_threads
 
 GRID_SAMPLES = 64  # images in a sample grid
 SCATTER_SAMPLES = 2_000  # points in a 2D scatter
@@ -272,12 +272,12 @@ def train(
     hooks = hooks or TrainHooks()
     run = RunFolder(run_dir)
     device = pick_device(cfg.device)
-    # CPU threads: threads=N, or a fair share of the cores beside the other trainings here.
-    share = ThreadShare(cfg.threads).__enter__() if device.type == "cpu" else None
-    if cfg.threads > 0:
-        torch.set_num_threads(cfg.threads)
-    threads, threads_note = rebalance(share, torch.get_num_threads())
+    # CPU threads: threads=N, or a fair share of the cores beside the other trainings here
+    # (the share is registered for the loop below, and looked at again every log line).
+    share = ThreadShare(cfg.threads) if device.type == "cpu" else None
+    threads, threads_note = set_threads(cfg.threads, share)
     torch.manual_seed(cfg.seed)
+    cfg = resolve_auto(cfg)  # config.yaml names the feature net, so resume and eval use the same one
 
     # Load data onto the device and plan the budget.
     data = load_dataset(cfg.data, cfg.seed)
@@ -297,10 +297,11 @@ def train(
     n_fixed = SCATTER_SAMPLES if data.is_points else GRID_SAMPLES
     fixed_z = torch.randn(n_fixed, z_dim, generator=torch.Generator().manual_seed(cfg.seed + 1)).to(device)
     evaluator = build_evaluator(cfg, data, device) if cfg.eval.enabled else None
-    objective = default_objective(data.is_points)[0]  # what the live curves plot
+    objective = sweep.objectives[0] if sweep and sweep.objectives else default_objective(data.is_points)[0]  # in the live curves
 
-    # Restore a checkpoint, or start a fresh folder.
-    config_yaml = to_yaml(cfg)
+    # Restore a checkpoint, or start a fresh folder. Checkpoints carry the fingerprint of
+    # the config.yaml they belong to: the stored bytes, as written when the run started.
+    config_yaml = run.config_path.read_text() if resume else to_yaml(cfg)
     if resume:
         at = restore(run.load_checkpoint(), nets, batches, device, config_sha256(config_yaml), run.last_checkpoint)
         run.truncate_metrics(after_step=at.step)
@@ -315,95 +316,98 @@ def train(
     t0 = time.monotonic()
     log = _LogWindow(t0, total)
     progress = ProgressDisplay(total, at.step, f"{cfg.model.name} on {data.name}", quiet=quiet)
+    curves_title = f"{cfg.model.name} on {data.name}, {run.path.name}"
     if threads_note:
         progress.note(threads_note)
     wall = lambda: at.wall_before + time.monotonic() - t0  # noqa: E731
     save = lambda: run.save_checkpoint(checkpoint_state(nets, batches, at, wall(), device, config_sha256(config_yaml)))  # noqa: E731
     reason: Optional[StopReason] = None
     try:
-        with stop_on_signal() as caught:
-            while at.step < total:
-                if caught:
-                    raise KeyboardInterrupt
-                log_now = when.due(at.step + 1, when.log_every)
+        with stop_on_signal() as caught, share if share is not None else nullcontext():
+            try:
+                while at.step < total:
+                    if caught:
+                        raise KeyboardInterrupt
+                    log_now = when.due(at.step + 1, when.log_every)
 
-                sigma = instance_noise_std(at.step, total, stab.instance_noise)
+                    sigma = instance_noise_std(at.step, total, stab.instance_noise)
 
-                # (1) Update D: minimise the D loss on a real and a fake batch, n_critic times.
-                for _ in range(cfg.loss.n_critic):
-                    real = batches.next()
-                    fake = g(torch.randn(real.shape[0], z_dim, device=device))
-                    out_real, out_fake = d(add_noise(real, sigma)), d(add_noise(fake.detach(), sigma))
-                    loss_d = d_loss(out_real, out_fake)
-                    if cfg.loss.name == "wgan_gp":
-                        loss_d = loss_d + cfg.loss.gp_weight * gradient_penalty(d, real, fake.detach())
-                    nets.opt_d.zero_grad(set_to_none=True)
-                    loss_d.backward()
-                    gn_d = grad_norm(d) if log_now else None  # before clipping: the diagnostic of exploding gradients
-                    clip_gradients(d, stab.clip_d)
-                    nets.opt_d.step()
-                    at.images_seen += real.shape[0]
+                    # (1) Update D: minimise the D loss on a real and a fake batch, n_critic times.
+                    for _ in range(cfg.loss.n_critic):
+                        real = batches.next()
+                        fake = g(torch.randn(real.shape[0], z_dim, device=device))
+                        out_real, out_fake = d(add_noise(real, sigma)), d(add_noise(fake.detach(), sigma))
+                        loss_d = d_loss(out_real, out_fake)
+                        if cfg.loss.name == "wgan_gp":
+                            loss_d = loss_d + cfg.loss.gp_weight * gradient_penalty(d, real, fake.detach())
+                        nets.opt_d.zero_grad(set_to_none=True)
+                        loss_d.backward()
+                        gn_d = grad_norm(d) if log_now else None  # before clipping: the diagnostic of exploding gradients
+                        clip_gradients(d, stab.clip_d)
+                        nets.opt_d.step()
+                        at.images_seen += real.shape[0]
 
-                # (2) Update G: make D score the fakes as real; the EMA of G follows.
-                loss_g = gan_loss.g(d(add_noise(fake, sigma)))
-                nets.opt_g.zero_grad(set_to_none=True)
-                loss_g.backward()
-                gn_g = grad_norm(g) if log_now else None
-                clip_gradients(g, stab.clip_g)
-                nets.opt_g.step()
-                if nets.ema is not None:
-                    nets.ema.update_parameters(g)
-                nets.sched_g.step()
-                nets.sched_d.step()
-                at.step += 1
-                with torch.no_grad():
-                    at.window.append(torch.stack([loss_d.detach(), loss_g.detach(), to_p(out_real).mean(), to_p(out_fake).mean()]))
+                    # (2) Update G: make D score the fakes as real; the EMA of G follows.
+                    loss_g = gan_loss.g(d(add_noise(fake, sigma)))
+                    nets.opt_g.zero_grad(set_to_none=True)
+                    loss_g.backward()
+                    gn_g = grad_norm(g) if log_now else None
+                    clip_gradients(g, stab.clip_g)
+                    nets.opt_g.step()
+                    if nets.ema is not None:
+                        nets.ema.update_parameters(g)
+                    nets.sched_g.step()
+                    nets.sched_d.step()
+                    at.step += 1
+                    with torch.no_grad():
+                        at.window.append(torch.stack([loss_d.detach(), loss_g.detach(), to_p(out_real).mean(), to_p(out_fake).mean()]))
 
-                # (3) Log, draw, score and checkpoint when due.
-                if log_now:
-                    row = log.row(at, cfg, len(data), batches.batch_size, gn_d, gn_g, wall())
-                    run.append_metrics([row])  # a diverged window is logged too, its NaNs as null
-                    summary.last_train = {k: row[k] for k in TRAIN_KEYS}
-                    _raise_if_nonfinite(torch.stack(at.window).cpu(), at.window_start, row)
-                    at.window, at.window_start = [], at.step
-                    progress.update(at.step, row)
-                    threads, threads_note = rebalance(share, threads)
-                    if threads_note:
-                        progress.note(threads_note)
-                    if hooks.on_log:
-                        hooks.on_log(row)
-                sample_now, ckpt_now = when.due(at.step, when.sample_every), when.due(at.step, when.ckpt_every)
-                eval_now = evaluator is not None and when.due(at.step, when.eval_every)
-                if (sample_now or eval_now or ckpt_now) and at.window:
-                    _raise_if_nonfinite(torch.stack(at.window).cpu(), at.window_start)  # never keep a diverged model
-                if sample_now:
-                    _save_samples(nets.sampler, fixed_z, data, run.sample_path(at.step), f"step {at.step}")
-                if eval_now:
-                    scores = _evaluate(evaluator, nets.sampler, cfg, device, run, at, len(data), progress)
-                    _record_scores(run, summary, nets, at, scores)
-                    save_run_curves(run.read_metrics(), run.curves_path, objective, f"{cfg.model.name} on {data.name}, {run.path.name}")
-                    if hooks.on_eval:
-                        hooks.on_eval(at.step, total, scores)
-                if ckpt_now:
-                    save()
-                    _record_progress(summary, at, len(data), wall())
-                    run.write_summary(summary)
+                    # (3) Log, draw, score and checkpoint when due.
+                    if log_now:
+                        row = log.row(at, cfg, len(data), batches.batch_size, gn_d, gn_g, wall())
+                        run.append_metrics([row])  # a diverged window is logged too, its NaNs as null
+                        summary.last_train = {k: row[k] for k in TRAIN_KEYS}
+                        _raise_if_nonfinite(torch.stack(at.window).cpu(), at.window_start, row)
+                        at.window, at.window_start = [], at.step
+                        progress.update(at.step, row)
+                        threads, threads_note = rebalance(share, threads)
+                        if threads_note:
+                            progress.note(threads_note)
+                        if hooks.on_log:
+                            hooks.on_log(row)
+                    sample_now, ckpt_now = when.due(at.step, when.sample_every), when.due(at.step, when.ckpt_every)
+                    eval_now = evaluator is not None and when.due(at.step, when.eval_every)
+                    if (sample_now or eval_now or ckpt_now) and at.window:
+                        _raise_if_nonfinite(torch.stack(at.window).cpu(), at.window_start)  # never keep a diverged model
+                    if sample_now:
+                        _save_samples(nets.sampler, fixed_z, data, run.sample_path(at.step), f"step {at.step}")
+                    if eval_now:
+                        scores = _evaluate(evaluator, nets.sampler, cfg, device, run, at, len(data), progress)
+                        _record_scores(run, summary, nets, at, scores)
+                        _draw_curves(run, objective, curves_title, progress)
+                        if hooks.on_eval:
+                            hooks.on_eval(at.step, total, scores)
+                    if ckpt_now:
+                        save()
+                        _record_progress(summary, at, len(data), wall())
+                        run.write_summary(summary)
+            except StopTraining as exc:
+                reason = exc.reason
+            except KeyboardInterrupt:
+                reason = StopReason(StopKind.interrupted, at.step, f"continue with: gansweep train resume={run.path}")
+        # Stopped early, not diverged: keep where it got, to resume or look at.
+        if reason is not None and reason.kind is not StopKind.diverged:
+            save()
     except DivergedError as exc:
         reason = StopReason(StopKind.diverged, exc.step, "non-finite loss or gradient (try a lower lr)")
-    except StopTraining as exc:
-        reason = exc.reason
-        save()
-    except KeyboardInterrupt:
-        reason = StopReason(StopKind.interrupted, at.step, f"continue with: gansweep train resume={run.path}")
-        save()
     except BaseException as exc:
         summary.stop(StopReason(StopKind.failed, at.step, f"{type(exc).__name__}: {exc}".splitlines()[0]))
+        summary.finished_at = now_iso()
+        _record_progress(summary, at, len(data), wall())
         run.write_summary(summary)
         raise
     finally:
         progress.close()
-        if share is not None:
-            share.__exit__(None, None, None)
 
     # Record how the run ended.
     summary.stop(reason)
@@ -526,6 +530,14 @@ def _record_scores(run: RunFolder, summary: RunSummary, nets: Nets, at: Progress
     summary.best_fid, summary.best_fid_step = at.best_fid, at.best_fid_step
     summary.evaluated_step = at.step
     run.write_summary(summary)
+
+
+def _draw_curves(run: RunFolder, objective: str, title: str, progress: ProgressDisplay) -> None:
+    """Redraw curves.png; a picture that cannot be drawn never stops the training."""
+    try:
+        save_run_curves(run.read_metrics(), run.curves_path, objective, title)
+    except Exception as exc:  # matplotlib, a damaged metrics line, a full disk
+        progress.note(f"note: {run.curves_path.name} not drawn ({type(exc).__name__}: {exc})".splitlines()[0])
 
 
 @torch.no_grad()

@@ -23,7 +23,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from gansweep.config import compose_config, from_yaml_file, one_line, register_configs, to_train_config
-from gansweep.errors import ConfigError, GansweepError, os_error_line
+from gansweep.errors import EXIT_INTERRUPTED, ConfigError, GansweepError, os_error_line
 from gansweep.progress import console, err_console
 from gansweep.rundir import RunFolder, Status
 from gansweep.train import train
@@ -67,7 +67,7 @@ def _hydra_task(cfg: DictConfig) -> None:
         result = train(to_train_config(cfg), run_dir, list(hc.overrides.task))
         if result.status is Status.interrupted:
             err_console.print(str(result.summary.stop_reason))
-            _exit_codes.append(130)
+            _exit_codes.append(EXIT_INTERRUPTED)
             if hc.mode == RunMode.MULTIRUN:  # stop the remaining jobs too, as Ctrl-C means
                 console.print(f"run folder: {run_dir}")
                 raise KeyboardInterrupt
@@ -96,11 +96,15 @@ def _check_output_dirs(overrides: list[str]) -> None:
         key, _, value = override.partition("=")
         if key not in ("hydra.run.dir", "hydra.sweep.dir") or not value or "${" in value:
             continue
-        if key == "hydra.run.dir" and RunFolder(value).holds_run():
+        folder = RunFolder(value)
+        if key == "hydra.run.dir" and folder.holds_run():
             if not overwrite:
                 raise ConfigError(f"{key}={value}: already holds a run; continue it with resume={value}, "
                                   "replace it with overwrite=true, or choose another folder")
-            shutil.rmtree(value)
+            busy = folder.running_elsewhere()
+            if busy:
+                raise ConfigError(f"{key}={value}: its run is still training ({busy}); stop it before overwriting")
+            folder.clear()
         existing = Path(value).absolute()
         while not existing.exists() and existing != existing.parent:
             existing = existing.parent
@@ -127,6 +131,9 @@ def _resume(run_dir: str, other: list[str]) -> int:
     run = RunFolder(run_dir)
     if not run.config_path.is_file():
         raise ConfigError(f"resume={run_dir}: not a run folder (no config.yaml); give the folder a run printed at its end")
+    busy = run.running_elsewhere()
+    if busy:
+        raise ConfigError(f"resume={run_dir}: the run is still training ({busy}); two processes must not write one folder")
     cfg = from_yaml_file(str(run.config_path))
     summary = run.read_summary()
     if summary is not None and summary.status is Status.completed:
@@ -135,7 +142,7 @@ def _resume(run_dir: str, other: list[str]) -> int:
         return 0
     result = train(cfg, run.path, hooks=None, resume=True)
     console.print(f"run folder: {run.path}")
-    return 130 if result.status is Status.interrupted else 0
+    return EXIT_INTERRUPTED if result.status is Status.interrupted else 0
 
 
 def run_train(argv: list[str]) -> int:

@@ -77,3 +77,23 @@ def test_only_a_torn_last_metrics_line_is_dropped(tmp_path):
     with pytest.raises(RunFolderError, match="line 2"):
         run.truncate_metrics(after_step=3)  # damage in the middle is never silently dropped
     assert "not json" in run.metrics_path.read_text()
+
+
+def test_a_summary_of_the_earlier_flat_layout_is_read_into_the_records(tmp_path):
+    flat = {  # as gansweep's trainer wrote summary.json before the typed records
+        "status": "collapsed", "stop_reason": "mode collapse at step 118: modes covered 1/10", "run_dir": str(tmp_path),
+        "total_steps": 235, "steps": 118, "epochs": 1.5, "images_seen": 7552, "wall_time_s": 20.0, "images_per_s": 377.6,
+        "device": "cpu", "torch_version": "2.5.1", "data_used": "mnist5k", "model": "dcgan", "data": "mnist5k", "loss": "bce",
+        "lr": 2e-4, "lr_g": 2e-4, "lr_d": 2e-4, "batch_size": 64, "beta1": 0.5, "beta2": 0.999, "seed": 0,
+        "loss_d": 0.9, "loss_g": 1.6, "d_real": 0.62, "d_fake": 0.35, "grad_norm_d": 2.1, "grad_norm_g": 1.4,
+        "fid": 486.0, "precision": 0.0, "modes_covered": 1, "modes_total": 10, "n_fake": 10000, "feature_net": "digit_cnn",
+        "sweep": "default-dcgan-mnist5k", "trial": 0, "params": {"lr": 2e-4}, "objectives": ["fid"],
+    }
+    (tmp_path / "summary.json").write_text(json.dumps(flat))
+    summary = RunFolder(tmp_path).read_summary()
+    assert summary.status is Status.collapsed
+    assert summary.stop_reason == StopReason(StopKind.mode_collapse, 118, "mode collapse at step 118: modes covered 1/10")
+    assert summary.scores == {"fid": 486.0, "precision": 0.0, "modes_covered": 1, "modes_total": 10}
+    assert summary.provenance == {"n_fake": 10000, "feature_net": "digit_cnn"}
+    assert summary.last_train["grad_norm_g"] == 1.4
+    assert summary.sweep == SweepMembership("default-dcgan-mnist5k", 0, {"lr": 2e-4}, ["fid"])

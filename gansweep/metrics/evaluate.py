@@ -13,13 +13,14 @@ mode metrics. Nothing here reseeds or draws from the global RNG.
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import torch
 
+from gansweep.atomic import atomic_write
+from gansweep.scores import OFF_DOMAIN
 from gansweep.errors import ConfigError, DivergedError
 from gansweep.metrics.features import FEATURE_NETS, DigitNet, FeatureNet, load_digit_net
 from gansweep.metrics.fid import feature_stats, frechet_distance
@@ -149,7 +150,7 @@ class Evaluator:
         # published FIDs; the flag travels with the scores into the summary and the report.
         off_domain = isinstance(self.net, DigitNet) and not self.real.digit_classes
         scores.update(n_fake=len(fake), n_real=self.n_real, feature_net=self.net.name, feature_net_sha256=self.net.sha256,
-                      feature_domain="digits, not this data" if off_domain else ("digits" if isinstance(self.net, DigitNet) else "imagenet"))
+                      feature_domain=OFF_DOMAIN if off_domain else ("digits" if isinstance(self.net, DigitNet) else "imagenet"))
         return scores
 
     # Real statistics ------------------------------------------------------------------
@@ -179,11 +180,8 @@ class Evaluator:
             labels = self.real.labels[subset] if self.real.labels is not None else torch.cat(probs).argmax(dim=1)
             stats["class_hist"] = torch.from_numpy(class_histogram(labels, torch.cat(probs).shape[1]))
 
-        # Write atomically so a crash or a parallel sweep never leaves half a file.
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        torch.save(stats, tmp)
-        os.replace(tmp, path)
+        # Atomically, so a crash or a parallel sweep never leaves half a file.
+        atomic_write(path, lambda fh: torch.save(stats, fh))
         return stats
 
     def _cache_digest(self) -> str:

@@ -12,6 +12,7 @@ from html import escape
 
 import pandas as pd
 
+from gansweep.report.diagnose import HEALTHY
 from gansweep.report.plots import Plot
 from gansweep.report.table import MISSING, format_value, is_higher_better, score_columns, status_style
 from gansweep.rundir import RunFolder
@@ -124,7 +125,7 @@ def _table(frame: pd.DataFrame, columns: list[str], sort_key: str | None, css_cl
                 continue
             classes = " ".join(
                 c for c in ("num" if column in numeric else "", "key" if column == sort_key else "",
-                            "warn" if column in ("diagnosis", "flags") and value not in ("healthy", "", None) else "")
+                            "warn" if column in ("diagnosis", "flags") and value not in (HEALTHY, "", None) else "")
                 if c
             )
             cells.append(f'<td class="{classes}">{escape(format_value(column, value))}</td>')

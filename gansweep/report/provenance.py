@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import pandas as pd
 
+from gansweep.scores import OFF_DOMAIN
+
 # Provenance column -> its name in flags ("feature net differs").
 PROVENANCE_CHECKS = {
     "feature_net_sha256": "feature net",
     "n_fake": "n_fake",
 }
 FLAGS_COLUMN = "flags"
-# feature_domain value of scores computed by the digit network on other images (fashion_mnist).
-OFF_DOMAIN = "digits, not this data"
 OFF_DOMAIN_FLAG = "digit-network scores"
 
 

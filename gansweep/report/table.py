@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gansweep.errors import ReportError
+from gansweep.report.diagnose import HEALTHY
 from gansweep.report.load import HYPERPARAMETERS
 from gansweep.rundir import Status
 from gansweep.scores import DEFAULT_OBJECTIVE, SCORES, format_score, higher_is_better
@@ -219,7 +220,7 @@ def runs_table(runs: pd.DataFrame, columns: list[str], sort_key: str | None, tit
         for column, value in zip(columns, record):
             text = format_value(column, value)
             style = status_style(value) if column == "status" else ""
-            if column == "diagnosis" and text not in ("healthy", MISSING):
+            if column == "diagnosis" and text not in (HEALTHY, MISSING):
                 style = "yellow"
             cells.append(Text(text, style=style))
         table.add_row(*cells)

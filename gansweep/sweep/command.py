@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 
 from gansweep.config import TrainConfig, compose_config, to_train_config
 from gansweep.data import load_dataset
-from gansweep.errors import ConfigError
+from gansweep.errors import EXIT_INTERRUPTED, ConfigError, SweepError
 from gansweep.health import OVERPOWER_PATIENCE
 from gansweep.progress import console
 from gansweep.scores import format_score, parse_objectives
@@ -30,7 +30,6 @@ from gansweep.sweep.space import (
 )
 from gansweep.sweep.study import PRUNERS, SAMPLERS, StudySpec
 from gansweep.sweep.trial import TrialPlan
-from gansweep.threads import available_cores
 
 EPILOG = f"""\
 Pruning: with one objective, Optuna's pruner (median or hyperband) judges each trial at
@@ -122,9 +121,8 @@ def run_sweep(argv: list[str]) -> int:
 
     name = args.name or f"{Path(source).stem}-{base_cfg.model.name}-{base_cfg.data.name}"
     sweep_dir = Path(args.dir) / name
-    # Workers split the CPU threads: each trial's train() passes threads=N to torch.set_num_threads.
-    threads = max(1, available_cores() // args.workers) if args.workers > 1 else 0
-    trial_overrides = base_overrides + _budget_overrides(base_cfg) + ([f"threads={threads}"] if threads else [])
+    # Workers share the CPU cores through gansweep.threads, like any trainings on one machine.
+    trial_overrides = base_overrides + _budget_overrides(base_cfg)
     plan = TrialPlan(name, sweep_dir, trial_overrides, objectives, prune=args.pruner != "none", early_stop=not args.no_early_stop)
     spec = WorkerSpec(
         plan=plan,
@@ -160,7 +158,7 @@ def run_sweep(argv: list[str]) -> int:
 
     facts = write_outputs(study, sweep_dir, name, objectives)
     _print_summary(facts, objectives, sweep_dir, time.monotonic() - started, stop)
-    return 130 if stop == "interrupted" else 0
+    return EXIT_INTERRUPTED if stop == "interrupted" else 0
 
 
 def _run_processes(spec: WorkerSpec, workers: int, live: LiveView) -> str:
@@ -178,7 +176,11 @@ def _run_processes(spec: WorkerSpec, workers: int, live: LiveView) -> str:
         for p in procs:
             p.join()
         return "interrupted"
-    return "done"
+    failed = [p.exitcode for p in procs if p.exitcode not in (0, EXIT_INTERRUPTED)]
+    if failed:
+        raise SweepError(f"{len(failed)} of {workers} worker processes failed (exit codes {failed}; their errors are above); "
+                         "rerun the same command to continue the sweep")
+    return "interrupted" if any(p.exitcode == EXIT_INTERRUPTED for p in procs) else "done"
 
 
 def _print_summary(facts: dict[str, Any], objectives: list[str], sweep_dir: Path, seconds: float, stop: str) -> None:

@@ -12,6 +12,7 @@ import ctypes
 import hashlib
 import signal
 import socket
+import sys
 import time
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -20,6 +21,8 @@ import optuna
 from filelock import FileLock
 from optuna.trial import TrialState
 
+from gansweep.errors import EXIT_INTERRUPTED, GansweepError, os_error_line
+from gansweep.progress import err_console
 from gansweep.rundir import Status
 from gansweep.sweep.space import SearchSpace
 from gansweep.sweep.study import (
@@ -96,10 +99,11 @@ def run_worker(spec: WorkerSpec, on_outcome: Callable[[TrialOutcome], None] | No
             return "done"
         with Heartbeat(study, trial):
             outcome = run_trial(spec.plan, study, trial)
+        # skip_if_finished: another host may have failed this trial as stale meanwhile.
         if outcome.state == TrialState.COMPLETE:
-            study.tell(trial, outcome.values)
+            study.tell(trial, outcome.values, skip_if_finished=True)
         else:
-            study.tell(trial, state=outcome.state)
+            study.tell(trial, state=outcome.state, skip_if_finished=True)
         if on_outcome:
             on_outcome(outcome)
         if outcome.status is Status.interrupted:
@@ -117,6 +121,17 @@ def _die_with_parent() -> None:
 
 
 def worker_process(spec: WorkerSpec) -> None:
-    """Entry point of a `--workers N` child process."""
+    """Entry point of a `--workers N` child process: errors are one line and an exit code,
+    which the parent reads (its trials share the CPU cores through gansweep.threads)."""
     _die_with_parent()
-    run_worker(spec)  # its trials' threads=N override splits the CPU threads (torch.set_num_threads)
+    try:
+        if run_worker(spec) == "interrupted":
+            sys.exit(EXIT_INTERRUPTED)
+    except GansweepError as exc:
+        err_console.print(f"error: worker {spec.worker_index}: {exc}")
+        sys.exit(exc.exit_code)
+    except OSError as exc:
+        err_console.print(f"error: worker {spec.worker_index}: {os_error_line(exc)}")
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(EXIT_INTERRUPTED)

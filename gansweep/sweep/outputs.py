@@ -18,10 +18,10 @@ from gansweep.report.plots import SWEEP_PLOT_NEEDS, sweep_plots
 from gansweep.report.sweeps import collect_sweeps
 from gansweep.rundir import RunFolder
 from gansweep.scores import Direction, direction, format_score
+from gansweep.sweep.space import CONFIG_GROUPS
 from gansweep.sweep.study import finished_trials, trial_status, trial_stop_reason
 from gansweep.sweep.trial import trial_dir
 
-GROUPS = ("model", "data", "loss")
 
 
 def trials_frame(study: optuna.Study, sweep_dir: Path, objectives: list[str]) -> pd.DataFrame:
@@ -73,7 +73,7 @@ def best_yaml_text(stored: dict[str, Any], trial: FrozenTrial, sweep_dir: Path, 
         f"# Best trial of sweep {sweep_name}: trial {trial.number} ({scores}).\n"
         f"# Train it again:  gansweep train --config-dir {sweep_dir} --config-name best\n"
     )
-    defaults = ["config"] + [{f"override /{g}": stored[g]["name"]} for g in GROUPS] + ["_self_"]
+    defaults = ["config"] + [{f"override /{g}": stored[g]["name"]} for g in CONFIG_GROUPS] + ["_self_"]
     return header + yaml.safe_dump({"defaults": defaults}, sort_keys=False) + "\n" + yaml.safe_dump(stored, sort_keys=False)
 
 

@@ -31,7 +31,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from gansweep.errors import ConfigError
-from gansweep.rundir import Status, StopReason
+from gansweep.rundir import Status, StopReason, pid_alive
 from gansweep.scores import direction
 from gansweep.sweep.space import SearchSpace, grid_values
 
@@ -128,21 +128,11 @@ def open_study(spec: StudySpec, storage: Any, sampler: optuna.samplers.BaseSampl
     return study
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def is_stale(trial: optuna.trial.FrozenTrial, now: float) -> bool:
     """A running trial whose worker is gone."""
     attrs = trial.user_attrs
     if attrs.get("host") == socket.gethostname() and "pid" in attrs and attrs["pid"] != os.getpid():
-        return not _pid_alive(int(attrs["pid"]))
+        return not pid_alive(int(attrs["pid"]))
     return now - float(attrs.get("heartbeat", now)) > GRACE_S
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -43,6 +44,10 @@ class TrialOutcome:
     @property
     def state(self) -> TrialState:
         return TrialState[self.status.trial_state]
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
 
 
 def trial_dir(sweep_dir: Path, number: int) -> Path:
@@ -98,9 +103,9 @@ def run_trial(plan: TrialPlan, study: optuna.Study, trial: optuna.trial.Trial) -
         summary = train(cfg, out_dir, overrides, hooks=stopper.hooks(), sweep=membership, resume=resume, quiet=True).summary
         outcome.status, outcome.reason = summary.status, summary.stop_reason
         if summary.status.has_objective:
-            missing = [o for o in plan.objectives if summary.scores.get(o) is None]
+            missing = [o for o in plan.objectives if not _finite(summary.scores.get(o))]
             if missing:
-                words = f"no {missing[0]} in the run's scores (is eval.enabled=false?)"
+                words = f"no finite {missing[0]} in the run's scores (is eval.enabled=false?)"
                 summary.stop(StopReason(StopKind.failed, summary.steps, words))
                 RunFolder(out_dir).write_summary(summary)
                 outcome.status, outcome.reason = summary.status, summary.stop_reason

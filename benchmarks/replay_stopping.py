@@ -31,6 +31,21 @@ class Replayed:
     folder: Path
     summary: RunSummary
     stop: Optional[StopReason]  # where the rules would have stopped it, or None
+    old_stop: Optional[int]  # where the previous collapse rule would have stopped it
+
+
+def previous_rule(evals: list[dict], total: int) -> Optional[int]:
+    """The collapse rule gansweep used before health.py, for comparison: one mode covered
+    (of more) after an evaluation that found more, or in the second half of the budget,
+    whatever the samples looked like."""
+    most = 0
+    for row in evals:
+        modes, modes_total, step = row.get("modes_covered"), row.get("modes_total"), row["step"]
+        if modes is not None and modes_total and modes_total > 1 and step < total:
+            if modes == 1 and (most > 1 or 2 * step >= total):
+                return step
+            most = max(most, modes)
+    return None
 
 
 def replay(folder: Path) -> Replayed:
@@ -39,13 +54,15 @@ def replay(folder: Path) -> Replayed:
     summary = run.read_summary()
     sweep = summary.sweep
     watch = HealthWatch(sweep.objectives[0], LOSSES[summary.loss].probabilities, sweep.base_config)
-    for row in run.read_metrics():
+    rows = run.read_metrics()
+    old = previous_rule([r for r in rows if r.get("kind") == "eval"], summary.total_steps)
+    for row in rows:
         if row.get("step", 0) >= summary.total_steps:
             break  # the sweep never stops a trial at its last evaluation
         reason = watch.log(row) if row.get("kind") == "train" else watch.evaluate(row["step"], row)
         if reason is not None:
-            return Replayed(folder, summary, reason)
-    return Replayed(folder, summary, None)
+            return Replayed(folder, summary, reason, old)
+    return Replayed(folder, summary, None, old)
 
 
 def sweep_report(sweep_dir: Path) -> dict[str, object]:
@@ -57,9 +74,12 @@ def sweep_report(sweep_dir: Path) -> dict[str, object]:
     stopped = [t for t in trials if t.stop is not None]
     wrong = [t for t in stopped if is_better(float(t.summary.scores[objective]), median, objective)]
     saved = sum(t.summary.total_steps - t.stop.step for t in stopped) / sum(t.summary.total_steps for t in trials)
+    old = [t for t in trials if t.old_stop is not None]
+    old_wrong = [t for t in old if is_better(float(t.summary.scores[objective]), median, objective)]
     return {
         "sweep": sweep_dir.name, "objective": objective, "trials": len(trials), "median": format_score(objective, median),
         "stopped": len(stopped), "stopped but better than the median": len(wrong), "steps saved": f"{saved:.0%}",
+        "previous rule: stopped": len(old), "previous rule: stopped but better than the median": len(old_wrong),
         "stops": "; ".join(f"{t.folder.name}: {t.stop} (final {format_score(objective, t.summary.scores[objective])})"
                            for t in stopped) or "none",
     }

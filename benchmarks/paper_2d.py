@@ -81,7 +81,7 @@ def table_rows(out: Path, seeds: list[int]) -> list[str]:
                     if s is not None and s.status is Status.completed]
             p_modes, p_hq, p_kl = PAPER[(data, model)]
             if not done:
-                rows.append(f"| {data} | {LABELS[model]} | – | – | – | – | {p_modes} | {p_hq}% | {p_kl} |")
+                rows.append(f"| {data} | {LABELS[model]} | 0 | – | – | – | {p_modes} | {p_hq}% | {p_kl} | – |")
                 continue
 
             def stat(key: str, scale: float = 1.0, spec: str = ".1f") -> str:

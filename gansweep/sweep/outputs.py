@@ -66,7 +66,7 @@ def best_trial(study: optuna.Study, objectives: list[str]) -> Optional[FrozenTri
 def best_yaml_text(stored: dict[str, Any], trial: FrozenTrial, sweep_dir: Path, sweep_name: str, objectives: list[str]) -> str:
     """A primary Hydra config that reproduces the trial (its stored config) with `gansweep train`."""
     stored = dict(stored)
-    for key in ("resume", "threads"):
+    for key in ("resume", "threads", "overwrite"):
         stored.pop(key, None)
     scores = ", ".join(f"{o}={format_score(o, v)}" for o, v in zip(objectives, trial.values))
     header = (
@@ -120,11 +120,12 @@ def write_outputs(study: optuna.Study, sweep_dir: Path, sweep_name: str, objecti
     best = best_trial(study, objectives)
     notes = []
     if best is not None:
-        stored = RunFolder(trial_dir(sweep_dir, best.number)).read_config()
+        # The trial's folder may be on another machine; the study holds its config too.
+        stored = RunFolder(trial_dir(sweep_dir, best.number)).read_config() or best.user_attrs.get("config")
         if stored:
             write_text_atomic(sweep_dir / "best.yaml", best_yaml_text(stored, best, sweep_dir, sweep_name, objectives))
         else:
-            notes.append(f"best.yaml skipped: {trial_dir(sweep_dir, best.number).name}/config.yaml is missing")
+            notes.append(f"best.yaml skipped: {trial_dir(sweep_dir, best.number).name}/config.yaml is missing and the study has no copy")
     if plots:
         notes += write_plots(study, sweep_dir, objectives)
     statuses = Counter(status.value for status in map(trial_status, finished_trials(study)) if status)

@@ -16,6 +16,7 @@ ran it, and ``base_config`` / ``retry_of`` when they apply.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import socket
@@ -23,7 +24,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import optuna
 from optuna.storages import JournalStorage
@@ -47,9 +48,22 @@ def redact_url(url: str) -> str:
     return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
 
 
+def with_driver(url: str, installed: Optional[set[str]] = None) -> str:
+    """postgresql://... with the driver that is installed: SQLAlchemy 2 assumes psycopg 3
+    for a bare postgresql://, which fails when only psycopg2 (gansweep's [postgres] extra)
+    is there. A URL that names its driver is kept."""
+    if not url.startswith("postgresql://"):
+        return url
+    if installed is None:
+        installed = {name for name in ("psycopg2", "psycopg") if importlib.util.find_spec(name) is not None}
+    driver = "psycopg2" if "psycopg2" in installed else "psycopg" if "psycopg" in installed else None
+    return url.replace("postgresql://", f"postgresql+{driver}://", 1) if driver else url
+
+
 def make_storage(url: str | None, sweep_dir: Path) -> Any:
     """--storage URL (any Optuna RDB URL), or a journal file in the sweep folder."""
     if url:
+        url = with_driver(url)
         try:
             return optuna.storages.RDBStorage(url)
         except Exception as exc:

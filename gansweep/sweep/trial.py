@@ -125,4 +125,8 @@ def run_trial(plan: TrialPlan, study: optuna.Study, trial: optuna.trial.Trial) -
     trial.set_user_attr("status", outcome.status.value)
     trial.set_user_attr("stop_reason", outcome.reason.to_json() if outcome.reason else None)
     trial.set_user_attr("duration_s", outcome.duration_s)
+    try:  # the full config, so any machine sharing the study can write best.yaml
+        trial.set_user_attr("config", RunFolder(out_dir).read_config() or None)
+    except GansweepError:
+        pass
     return outcome

@@ -459,7 +459,10 @@ def restore(ckpt: dict[str, Any], nets: Nets, batches: Batches, device: torch.de
     Refuses (CheckpointError) a checkpoint written for another config than the run's
     config.yaml: the folder then mixes two runs, and continuing would make a hybrid.
     """
-    if ckpt.get("config_sha256") != config_sha:
+    if "config_sha256" not in ckpt:
+        raise CheckpointError(f"{path}: written by an older gansweep (no config fingerprint), so it cannot be checked "
+                              "against config.yaml; start the run anew with overwrite=true")
+    if ckpt["config_sha256"] != config_sha:
         raise CheckpointError(f"{path}: written by another config than this folder's config.yaml (the folder mixes two runs); "
                               "start anew with overwrite=true or in another folder")
     try:

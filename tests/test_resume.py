@@ -175,6 +175,7 @@ class Payload:
         ("damaged config", r"config\.yaml: model\.name='gan' is not dcgan or mlp$"),
         ("another run's config", r"checkpoints/last\.pt: written by another config than this folder's config\.yaml \(the folder mixes two runs\)"),
         ("pickled object", r"checkpoints/last\.pt: holds more than tensors and plain values, refused \(it could run code\)"),
+        ("older checkpoint", r"checkpoints/last\.pt: written by an older gansweep \(no config fingerprint\)"),
     ],
 )
 def test_resume_refuses_what_it_cannot_continue_with_exit_2(finished, tmp_path, capsys, damage, message):
@@ -193,6 +194,10 @@ def test_resume_refuses_what_it_cannot_continue_with_exit_2(finished, tmp_path, 
         (run / "config.yaml").write_text((run / "config.yaml").read_text().replace("name: mlp", "name: gan"))
     elif damage == "another run's config":  # a new run here was killed before its first checkpoint
         (run / "config.yaml").write_text((run / "config.yaml").read_text().replace("hidden: 16", "hidden: 32"))
+    elif damage == "older checkpoint":
+        state = torch.load(ckpt, weights_only=True)
+        state.pop("config_sha256")
+        torch.save(state, ckpt)
     elif damage == "pickled object":
         state = torch.load(ckpt, weights_only=True)
         torch.save({**state, "payload": Payload()}, ckpt)

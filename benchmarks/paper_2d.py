@@ -27,6 +27,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from md_section import write_section  # noqa: E402  (a script's own folder is on its path)
+
 from gansweep.rundir import RunFolder, Status  # noqa: E402
 
 MODELS = ("pacgan", "pacgan2", "pacgan4")
@@ -155,12 +157,7 @@ def main() -> None:
     text = markdown(args.out, seeds, args.steps, args.curve.as_posix())
     print(text)
     if args.write_md:
-        md = args.write_md.read_text()
-        if MD_BEGIN in md:
-            md = md[: md.index(MD_BEGIN)] + text + md[md.index(MD_END) + len(MD_END):]
-        else:
-            md = md.rstrip() + "\n\n## PacGAN's 2D benchmarks, reproduced\n\n" + text + "\n"
-        args.write_md.write_text(md)
+        write_section(args.write_md, MD_BEGIN, MD_END, "PacGAN's 2D benchmarks, reproduced", text)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from md_section import write_section
+
 from gansweep.losses import LOSSES
 from gansweep.rundir import RunFolder, RunSummary, Status, StopReason, find_run_dirs
 from gansweep.scores import format_score, is_better
@@ -98,12 +100,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if args.write_md:
-        md = args.write_md.read_text()
-        if MD_BEGIN in md:
-            md = md[: md.index(MD_BEGIN)] + text + md[md.index(MD_END) + len(MD_END):]
-        else:
-            md = md.rstrip() + "\n\n## Early stopping, replayed on sweeps that ran to the end\n\n" + text + "\n"
-        args.write_md.write_text(md)
+        write_section(args.write_md, MD_BEGIN, MD_END, "Early stopping, replayed on sweeps that ran to the end", text)
 
 
 if __name__ == "__main__":

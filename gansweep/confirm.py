@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 import shutil
 import statistics
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from gansweep.config import from_yaml_file
 from gansweep.errors import ConfigError, DivergedError, RunFolderError
 from gansweep.progress import console
 from gansweep.rundir import RunFolder, RunSummary, Status, SweepMembership, find_run_dirs
-from gansweep.scores import SCORES, format_score, higher_is_better
+from gansweep.scores import SCORES, format_score, higher_is_better, is_finite_number
 from gansweep.train import train
 
 CONFIRM_DIR = "confirm"
@@ -68,16 +67,13 @@ def top_trials(sweep_dir: Path, k: int) -> tuple[list[Candidate], str]:
     if not trials:
         raise ConfigError(f"{sweep_dir}: no completed sweep trials to confirm; run gansweep sweep --dir first")
     objective = trials[0].summary.sweep.objectives[0]
-    scored = [t for t in trials if _finite(t.summary.scores.get(objective))]
+    scored = [t for t in trials if is_finite_number(t.summary.scores.get(objective))]
     if not scored:
         raise ConfigError(f"{sweep_dir}: no completed trial has a finite {objective}; nothing to confirm")
     sign = -1.0 if higher_is_better(objective) else 1.0
     scored.sort(key=lambda t: (sign * t.summary.scores[objective], t.number))
     return scored[:k], objective
 
-
-def _finite(value: object) -> bool:
-    return isinstance(value, (int, float)) and math.isfinite(value)
 
 
 def confirmation_seeds(n: int) -> list[int]:
@@ -116,7 +112,7 @@ def summarize(runs: dict[int, list[RunSummary]], objective: str, sweep_values: d
         row["completed"] = len(summaries)
         names = [n for n in SCORES if any(n in s.scores for s in summaries)]
         for name in names:
-            values = [float(s.scores[name]) for s in summaries if _finite(s.scores.get(name))]
+            values = [float(s.scores[name]) for s in summaries if is_finite_number(s.scores.get(name))]
             if not values:
                 continue
             worst = min(values) if higher_is_better(name) else max(values)

@@ -20,12 +20,11 @@ What the words mean (docs/metrics.md, "Diagnosis"):
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Mapping, Optional
 
-from gansweep.scores import SCORES
+from gansweep.scores import SCORES, is_finite_number
 
 
 @dataclass(frozen=True)
@@ -73,9 +72,7 @@ class Judgement:
 
 def _num(scores: Mapping[str, Any], key: str) -> Optional[float]:
     value = scores.get(key)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return None
-    return float(value)
+    return float(value) if is_finite_number(value) else None
 
 
 def judge_scores(scores: Mapping[str, Any], th: Thresholds = DESCRIBE) -> Judgement:

@@ -8,6 +8,8 @@ that computes it).
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from enum import Enum
 
@@ -121,6 +123,11 @@ def higher_is_better(name: str) -> bool:
 def is_better(a: float, b: float, name: str) -> bool:
     """True when value a beats value b for score `name`."""
     return SCORES[name].better_than(a, b)
+
+
+def is_finite_number(value: object) -> bool:
+    """True for an int or float score that is neither NaN nor infinite (bools are not scores)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def format_score(name: str, value: float | int | None) -> str:

@@ -17,11 +17,11 @@ sweep's early stopper uses with its stricter ``STOP`` bar. The first rule that a
 
 from __future__ import annotations
 
-import math
 from typing import Any, Optional
 
 from gansweep.health import DESCRIBE, Quality, d_overpowers, judge_scores
 from gansweep.rundir import RunSummary, Status
+from gansweep.scores import is_finite_number
 
 # Losses whose logged D(x) and D(G(z)) are probabilities (gansweep.losses.LOSSES with
 # probabilities=True); the others log raw critic scores. Listed here because importing
@@ -58,12 +58,8 @@ def diagnose(summary: RunSummary, train_tail: list[dict[str, Any]]) -> str:
 
 def _recent(summary: RunSummary, train_tail: list[dict[str, Any]], key: str) -> Optional[float]:
     """Mean of ``key`` over the train tail, else the summary's last value, else None."""
-    values = [r[key] for r in train_tail if _finite(r.get(key))]
+    values = [r[key] for r in train_tail if is_finite_number(r.get(key))]
     if values:
         return sum(values) / len(values)
     value = summary.last_train.get(key)
-    return float(value) if _finite(value) else None
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return float(value) if is_finite_number(value) else None

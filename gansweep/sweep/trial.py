@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from gansweep.config import compose_config, to_train_config
 from gansweep.errors import DivergedError, GansweepError
 from gansweep.losses import LOSSES
 from gansweep.rundir import RunFolder, Status, StopKind, StopReason, SweepMembership
+from gansweep.scores import is_finite_number
 from gansweep.sweep.stopping import HealthWatch, TrialStopper
 from gansweep.train import train
 
@@ -45,9 +45,6 @@ class TrialOutcome:
     def state(self) -> TrialState:
         return TrialState[self.status.trial_state]
 
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and math.isfinite(value)
 
 
 def trial_dir(sweep_dir: Path, number: int) -> Path:
@@ -103,7 +100,7 @@ def run_trial(plan: TrialPlan, study: optuna.Study, trial: optuna.trial.Trial) -
         summary = train(cfg, out_dir, overrides, hooks=stopper.hooks(), sweep=membership, resume=resume, quiet=True).summary
         outcome.status, outcome.reason = summary.status, summary.stop_reason
         if summary.status.has_objective:
-            missing = [o for o in plan.objectives if not _finite(summary.scores.get(o))]
+            missing = [o for o in plan.objectives if not is_finite_number(summary.scores.get(o))]
             if missing:
                 words = f"no finite {missing[0]} in the run's scores (is eval.enabled=false?)"
                 summary.stop(StopReason(StopKind.failed, summary.steps, words))

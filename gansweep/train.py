@@ -364,10 +364,11 @@ def train(
 
                     # (3) Log, draw, score and checkpoint when due.
                     if log_now:
-                        row = log.row(at, cfg, len(data), batches.batch_size, gn_d, gn_g, wall())
+                        stats = torch.stack(at.window).cpu()  # the one host sync of this log line
+                        row = log.row(at, stats, cfg, len(data), batches.batch_size, gn_d, gn_g, wall())
                         run.append_metrics([row])  # a diverged window is logged too, its NaNs as null
                         summary.last_train = {k: row[k] for k in TRAIN_KEYS}
-                        _raise_if_nonfinite(torch.stack(at.window).cpu(), at.window_start, row)
+                        _raise_if_nonfinite(stats, at.window_start, row)
                         at.window, at.window_start = [], at.step
                         progress.update(at.step, row)
                         threads, threads_note = rebalance(share, threads)
@@ -491,10 +492,10 @@ class _LogWindow:
         self.since = t0
         self.total = total
 
-    def row(self, at: Progress, cfg: TrainConfig, n_train: int, batch: int,
+    def row(self, at: Progress, stats: torch.Tensor, cfg: TrainConfig, n_train: int, batch: int,
             gn_d: Optional[torch.Tensor], gn_g: Optional[torch.Tensor], wall: float) -> dict[str, Any]:
         now = time.monotonic()
-        mean = torch.stack(at.window).mean(dim=0).tolist()
+        mean = stats.mean(dim=0).tolist()
         lr = lr_factor(at.step, self.total, cfg.lr_decay)
         row = {
             "kind": "train", "step": at.step, "epoch": at.images_seen / n_train, "images_seen": at.images_seen,

@@ -26,7 +26,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from gansweep.config import Device, LrDecay, TrainConfig, to_yaml
 from gansweep.data import Dataset, load_dataset
 from gansweep.errors import CheckpointError, ConfigError, DivergedError
-from gansweep.losses import LOSSES, gradient_penalty
+from gansweep.losses import LOSSES, GanLoss, gradient_penalty
 from gansweep.models import build_models
 from gansweep.progress import ProgressDisplay
 from gansweep.rundir import RunFolder, RunSummary, Status, StopKind, StopReason, SweepMembership, now_iso
@@ -254,6 +254,45 @@ def build_nets(cfg: TrainConfig, sample_shape: tuple[int, ...], total: int, devi
     return Nets(g, d, opt_g, opt_d, torch.optim.lr_scheduler.LambdaLR(opt_g, decay), torch.optim.lr_scheduler.LambdaLR(opt_d, decay), ema)
 
 
+@dataclass
+class RunParts:
+    """What a run sets up before its first step."""
+
+    cfg: TrainConfig  # with data.feature_net=auto resolved
+    data: Dataset
+    total: int
+    when: Schedule
+    nets: Nets
+    batches: Batches
+    fixed_z: torch.Tensor  # the noise of every sample grid or scatter
+    evaluator: Optional[Callable]
+    objective: str  # drawn in the live curves
+    gan_loss: GanLoss
+    d_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # with the run's real label
+
+
+def prepare_run(cfg: TrainConfig, device: torch.device, sweep: SweepMembership | None) -> RunParts:
+    """Seed torch with the run's seed, then load the data onto the device, plan the
+    budget and build models, optimizers, batches and the evaluator, in that order: the
+    initial weights and the noise that follows depend on it."""
+    torch.manual_seed(cfg.seed)
+    cfg = resolve_auto(cfg)  # config.yaml names the feature net, so resume and eval use the same one
+    data = load_dataset(cfg.data, cfg.seed)
+    samples = data.samples.to(device)
+    total = plan_steps(cfg, len(data))
+    when = Schedule(total, min(cfg.log_every, total), every(cfg.eval_every, total, 4), every(cfg.sample_every, total, 10), every(cfg.checkpoint_every, total, 10))
+    nets = build_nets(cfg, tuple(samples.shape[1:]), total, device)
+    gan_loss = LOSSES[cfg.loss.name]
+    real_label = cfg.stabilize.real_label
+    d_loss = partial(gan_loss.d, real_label=real_label) if real_label != 1.0 else gan_loss.d
+    batches = Batches(samples, cfg.batch_size, torch.Generator(device=device).manual_seed(cfg.seed))
+    n_fixed = SCATTER_SAMPLES if data.is_points else GRID_SAMPLES
+    fixed_z = torch.randn(n_fixed, cfg.model.z_dim, generator=torch.Generator().manual_seed(cfg.seed + 1)).to(device)
+    evaluator = build_evaluator(cfg, data, device) if cfg.eval.enabled else None
+    objective = sweep.objectives[0] if sweep and sweep.objectives else default_objective(data.is_points)[0]
+    return RunParts(cfg, data, total, when, nets, batches, fixed_z, evaluator, objective, gan_loss, d_loss)
+
+
 def train(
     cfg: TrainConfig,
     run_dir: str | Path,
@@ -276,45 +315,17 @@ def train(
     # (the share is registered for the loop below, and looked at again every log line).
     share = ThreadShare(cfg.threads) if device.type == "cpu" else None
     threads, threads_note = set_threads(cfg.threads, share)
-    torch.manual_seed(cfg.seed)
-    cfg = resolve_auto(cfg)  # config.yaml names the feature net, so resume and eval use the same one
-
-    # Load data onto the device and plan the budget.
-    data = load_dataset(cfg.data, cfg.seed)
-    samples = data.samples.to(device)
-    total = plan_steps(cfg, len(data))
-    when = Schedule(total, min(cfg.log_every, total), every(cfg.eval_every, total, 4), every(cfg.sample_every, total, 10), every(cfg.checkpoint_every, total, 10))
-
-    # Build models, losses, optimizers, batches and the evaluator.
-    nets = build_nets(cfg, tuple(samples.shape[1:]), total, device)
-    g, d = nets.g, nets.d
-    gan_loss = LOSSES[cfg.loss.name]
-    stab = cfg.stabilize
-    d_loss = partial(gan_loss.d, real_label=stab.real_label) if stab.real_label != 1.0 else gan_loss.d
+    parts = prepare_run(cfg, device, sweep)
+    cfg, data, total, when, nets, batches, evaluator = parts.cfg, parts.data, parts.total, parts.when, parts.nets, parts.batches, parts.evaluator
+    g, d, gan_loss, d_loss, fixed_z = nets.g, nets.d, parts.gan_loss, parts.d_loss, parts.fixed_z
+    stab, z_dim = cfg.stabilize, cfg.model.z_dim
     to_p = torch.sigmoid if gan_loss.probabilities else (lambda t: t)
-    batches = Batches(samples, cfg.batch_size, torch.Generator(device=device).manual_seed(cfg.seed))
-    z_dim = cfg.model.z_dim
-    n_fixed = SCATTER_SAMPLES if data.is_points else GRID_SAMPLES
-    fixed_z = torch.randn(n_fixed, z_dim, generator=torch.Generator().manual_seed(cfg.seed + 1)).to(device)
-    evaluator = build_evaluator(cfg, data, device) if cfg.eval.enabled else None
-    objective = sweep.objectives[0] if sweep and sweep.objectives else default_objective(data.is_points)[0]  # in the live curves
 
-    # Restore a checkpoint, or start a fresh folder. Checkpoints carry the fingerprint of
-    # the config.yaml they belong to: the stored bytes, as written when the run started.
-    config_yaml = run.config_path.read_text() if resume else to_yaml(cfg)
-    if resume:
-        at = restore(run.load_checkpoint(), nets, batches, device, config_sha256(config_yaml), run.last_checkpoint)
-        run.truncate_metrics(after_step=at.step)
-        summary = run.read_summary() or _new_summary(cfg, run, total, device, sweep)
-    else:
-        at = Progress()
-        run.create(config_yaml, overrides)
-        summary = _new_summary(cfg, run, total, device, sweep)
-    summary.status, summary.stop_reason, summary.finished_at = Status.running, None, None
-    run.write_summary(summary)
+    # Restore a checkpoint, or start a fresh folder.
+    at, summary, config_yaml = open_run(cfg, run, nets, batches, device, total, overrides, sweep, resume)
 
     t0 = time.monotonic()
-    log = _LogWindow(t0, total)
+    log = LogWindow(t0, total)
     progress = ProgressDisplay(total, at.step, f"{cfg.model.name} on {data.name}", quiet=quiet)
     curves_title = f"{cfg.model.name} on {data.name}, {run.path.name}"
     if threads_note:
@@ -368,7 +379,7 @@ def train(
                         row = log.row(at, stats, cfg, len(data), batches.batch_size, gn_d, gn_g, wall())
                         run.append_metrics([row])  # a diverged window is logged too, its NaNs as null
                         summary.last_train = {k: row[k] for k in TRAIN_KEYS}
-                        _raise_if_nonfinite(stats, at.window_start, row)
+                        raise_if_nonfinite(stats, at.window_start, row)
                         at.window, at.window_start = [], at.step
                         progress.update(at.step, row)
                         threads, threads_note = rebalance(share, threads)
@@ -379,18 +390,18 @@ def train(
                     sample_now, ckpt_now = when.due(at.step, when.sample_every), when.due(at.step, when.ckpt_every)
                     eval_now = evaluator is not None and when.due(at.step, when.eval_every)
                     if (sample_now or eval_now or ckpt_now) and at.window:
-                        _raise_if_nonfinite(torch.stack(at.window).cpu(), at.window_start)  # never keep a diverged model
+                        raise_if_nonfinite(torch.stack(at.window).cpu(), at.window_start)  # never keep a diverged model
                     if sample_now:
-                        _save_samples(nets.sampler, fixed_z, data, run.sample_path(at.step), f"step {at.step}")
+                        save_samples(nets.sampler, fixed_z, data, run.sample_path(at.step), f"step {at.step}")
                     if eval_now:
-                        scores = _evaluate(evaluator, nets.sampler, cfg, device, run, at, len(data), progress)
-                        _record_scores(run, summary, nets, at, scores)
-                        _draw_curves(run, objective, curves_title, progress)
+                        scores = evaluate_now(evaluator, nets.sampler, cfg, device, run, at, len(data), progress)
+                        record_scores(run, summary, nets, at, scores)
+                        draw_curves(run, parts.objective, curves_title, progress)
                         if hooks.on_eval:
                             hooks.on_eval(at.step, total, scores)
                     if ckpt_now:
                         save()
-                        _record_progress(summary, at, len(data), wall())
+                        record_progress(summary, at, len(data), wall())
                         run.write_summary(summary)
             except StopTraining as exc:
                 reason = exc.reason
@@ -402,19 +413,13 @@ def train(
     except DivergedError as exc:
         reason = StopReason(StopKind.diverged, exc.step, "non-finite loss or gradient (try a lower lr)")
     except BaseException as exc:
-        summary.stop(StopReason(StopKind.failed, at.step, f"{type(exc).__name__}: {exc}".splitlines()[0]))
-        summary.finished_at = now_iso()
-        _record_progress(summary, at, len(data), wall())
-        run.write_summary(summary)
+        finish_run(run, summary, StopReason(StopKind.failed, at.step, f"{type(exc).__name__}: {exc}".splitlines()[0]), at, len(data), wall())
         raise
     finally:
         progress.close()
 
     # Record how the run ended.
-    summary.stop(reason)
-    summary.finished_at = now_iso() if summary.status.final else None
-    _record_progress(summary, at, len(data), wall())
-    run.write_summary(summary)
+    finish_run(run, summary, reason, at, len(data), wall())
     if summary.status is Status.diverged:
         raise DivergedError(f"{reason}; run folder: {run.path}", step=reason.step if reason else None)
     return TrainResult(run.path, summary)
@@ -426,11 +431,43 @@ def train(
 TRAIN_KEYS = ("loss_d", "loss_g", "d_real", "d_fake", "grad_norm_d", "grad_norm_g")
 
 
-def _new_summary(cfg: TrainConfig, run: RunFolder, total: int, device: torch.device, sweep: SweepMembership | None) -> RunSummary:
+def new_summary(cfg: TrainConfig, run: RunFolder, total: int, device: torch.device, sweep: SweepMembership | None) -> RunSummary:
     return RunSummary(
         status=Status.running, run_dir=str(run.path), total_steps=total, device=str(device),
         torch_version=torch.__version__, sweep=sweep, **flat_hparams(cfg),
     )
+
+
+def open_run(
+    cfg: TrainConfig, run: RunFolder, nets: Nets, batches: Batches, device: torch.device, total: int,
+    overrides: list[str] | tuple[str, ...], sweep: SweepMembership | None, resume: bool,
+) -> tuple[Progress, RunSummary, str]:
+    """Restore the run's last checkpoint (resume) or claim a fresh folder; mark the run
+    running. Returns the loop's counters, the summary and the stored config.yaml text.
+
+    Checkpoints carry the fingerprint of the config.yaml they belong to: the stored
+    bytes, as written when the run started.
+    """
+    config_yaml = run.config_path.read_text() if resume else to_yaml(cfg)
+    if resume:
+        at = restore(run.load_checkpoint(), nets, batches, device, config_sha256(config_yaml), run.last_checkpoint)
+        run.truncate_metrics(after_step=at.step)
+        summary = run.read_summary() or new_summary(cfg, run, total, device, sweep)
+    else:
+        at = Progress()
+        run.create(config_yaml, overrides)
+        summary = new_summary(cfg, run, total, device, sweep)
+    summary.status, summary.stop_reason, summary.finished_at = Status.running, None, None
+    run.write_summary(summary)
+    return at, summary, config_yaml
+
+
+def finish_run(run: RunFolder, summary: RunSummary, reason: Optional[StopReason], at: Progress, n_train: int, wall: float) -> None:
+    """Record how the run ended (reason None: it completed its budget)."""
+    summary.stop(reason)
+    summary.finished_at = now_iso() if summary.status.final else None
+    record_progress(summary, at, n_train, wall)
+    run.write_summary(summary)
 
 
 def config_sha256(config_yaml: str) -> str:
@@ -438,15 +475,22 @@ def config_sha256(config_yaml: str) -> str:
     return hashlib.sha256(config_yaml.encode()).hexdigest()
 
 
-def checkpoint_state(nets: Nets, batches: Batches, at: Progress, wall: float, device: torch.device, config_sha: str) -> dict[str, Any]:
-    """Everything a resume needs to continue bit for bit, and the config it belongs to."""
+def checkpoint_state(
+    nets: Nets, batches: Batches, at: Progress, wall: float, device: torch.device, config_sha: str,
+    rng: Optional[torch.Generator] = None,
+) -> dict[str, Any]:
+    """Everything a resume needs to continue bit for bit, and the config it belongs to.
+
+    `rng` is the generator the run draws its noise from, when not torch's default one
+    (population members each have their own)."""
+    rng_cpu = rng.get_state() if rng is not None and rng.device.type == "cpu" else torch.get_rng_state()
+    rng_cuda = rng.get_state() if rng is not None and rng.device.type == "cuda" else (torch.cuda.get_rng_state() if device.type == "cuda" else None)
     return {
         "config_sha256": config_sha,
         "g": nets.g.state_dict(), "d": nets.d.state_dict(),
         "opt_g": nets.opt_g.state_dict(), "opt_d": nets.opt_d.state_dict(),
         "sched_g": nets.sched_g.state_dict(), "sched_d": nets.sched_d.state_dict(),
-        "batches": batches.state(), "rng_cpu": torch.get_rng_state(),
-        "rng_cuda": torch.cuda.get_rng_state() if device.type == "cuda" else None,
+        "batches": batches.state(), "rng_cpu": rng_cpu, "rng_cuda": rng_cuda,
         "step": at.step, "images_seen": at.images_seen, "wall_time_s": wall,
         "best": {"best_fid": at.best_fid, "best_fid_step": at.best_fid_step},
         "window": [row.cpu() for row in at.window], "window_start": at.window_start,
@@ -485,7 +529,7 @@ def restore(ckpt: dict[str, Any], nets: Nets, batches: Batches, device: torch.de
     )
 
 
-class _LogWindow:
+class LogWindow:
     """Turns the steps since the last log line into one train row: one host sync per line."""
 
     def __init__(self, t0: float, total: int):
@@ -509,7 +553,7 @@ class _LogWindow:
         return row
 
 
-def _raise_if_nonfinite(stats: torch.Tensor, window_start: int, row: Optional[dict[str, Any]] = None) -> None:
+def raise_if_nonfinite(stats: torch.Tensor, window_start: int, row: Optional[dict[str, Any]] = None) -> None:
     """DivergedError naming the first step of the window whose losses (or logged gradient norms) are not finite."""
     finite = torch.isfinite(stats).all(dim=1)
     if not bool(finite.all()):
@@ -519,12 +563,12 @@ def _raise_if_nonfinite(stats: torch.Tensor, window_start: int, row: Optional[di
         raise DivergedError(f"diverged: non-finite gradient at step {row['step']} (try a lower lr)", step=row["step"])
 
 
-def _record_progress(summary: RunSummary, at: Progress, n_train: int, wall: float) -> None:
+def record_progress(summary: RunSummary, at: Progress, n_train: int, wall: float) -> None:
     summary.steps, summary.images_seen, summary.epochs = at.step, at.images_seen, at.images_seen / n_train
     summary.wall_time_s, summary.images_per_s = wall, (at.images_seen / wall if wall > 0 else None)
 
 
-def _record_scores(run: RunFolder, summary: RunSummary, nets: Nets, at: Progress, scores: dict[str, Any]) -> None:
+def record_scores(run: RunFolder, summary: RunSummary, nets: Nets, at: Progress, scores: dict[str, Any]) -> None:
     """Put an evaluation in the summary; keep G as best.pt when its FID is the best yet."""
     fid = scores.get("fid")
     if fid is not None and (at.best_fid is None or fid < at.best_fid):
@@ -536,7 +580,7 @@ def _record_scores(run: RunFolder, summary: RunSummary, nets: Nets, at: Progress
     run.write_summary(summary)
 
 
-def _draw_curves(run: RunFolder, objective: str, title: str, progress: ProgressDisplay) -> None:
+def draw_curves(run: RunFolder, objective: str, title: str, progress: ProgressDisplay) -> None:
     """Redraw curves.png; a picture that cannot be drawn never stops the training."""
     try:
         save_run_curves(run.read_metrics(), run.curves_path, objective, title)
@@ -545,7 +589,7 @@ def _draw_curves(run: RunFolder, objective: str, title: str, progress: ProgressD
 
 
 @torch.no_grad()
-def _save_samples(g: nn.Module, fixed_z: torch.Tensor, data: Dataset, path: Path, title: str) -> None:
+def save_samples(g: nn.Module, fixed_z: torch.Tensor, data: Dataset, path: Path, title: str) -> None:
     g.eval()
     try:
         out = g(fixed_z)
@@ -557,7 +601,7 @@ def _save_samples(g: nn.Module, fixed_z: torch.Tensor, data: Dataset, path: Path
         save_image_grid(out, path)
 
 
-def _evaluate(
+def evaluate_now(
     evaluator: Callable, g: nn.Module, cfg: TrainConfig, device: torch.device, run: RunFolder,
     at: Progress, n_train: int, progress: ProgressDisplay,
 ) -> dict[str, Any]:

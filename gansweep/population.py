@@ -1,0 +1,470 @@
+"""Population training: many MLP-GAN runs of one architecture trained as one batched model.
+
+Each member is an ordinary run: it is set up exactly as ``train`` sets up a solo run
+(same seed, same initial weights, its own data order and noise), writes its own run
+folder (summary, metrics.jsonl, samples, checkpoints in the solo format) and can be
+resumed by ``gansweep train resume=`` or by another population. Only the arithmetic
+is shared: the members' G's and D's are stacked (gansweep.stacked), so one batched
+step updates every member with its own lr, betas, lr decay and stabilizer settings.
+
+Members join and leave between steps: one that finishes, diverges or is stopped by
+its hooks leaves the stack at once, and ``refill`` may hand in a new member (a new
+sweep trial) for the freed slot. Members never mix, so a member's numbers do not
+depend on who else is in the population.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import torch
+from omegaconf import OmegaConf
+
+from gansweep.config import TrainConfig
+from gansweep.errors import DivergedError
+from gansweep.rundir import RunFolder, RunSummary, StopKind, StopReason, SweepMembership
+from gansweep.stacked import StackedAdam, clip_member_grads, discriminate, generate, member_norms, member_state, stack_states
+from gansweep.threads import ThreadShare, rebalance, set_threads
+from gansweep.train import (
+    TRAIN_KEYS,
+    LogWindow,
+    Progress,
+    RunParts,
+    StopTraining,
+    TrainHooks,
+    checkpoint_state,
+    config_sha256,
+    draw_curves,
+    evaluate_now,
+    finish_run,
+    instance_noise_std,
+    lr_factor,
+    open_run,
+    pick_device,
+    prepare_run,
+    raise_if_nonfinite,
+    record_progress,
+    record_scores,
+    save_samples,
+    stop_on_signal,
+)
+from gansweep.progress import ProgressDisplay
+
+# Keys that may differ between the members of one population: none of them changes a
+# tensor's shape or the order of the step's operations.
+MEMBER_KEYS = (
+    "lr", "lr_g", "lr_d", "beta1", "beta2", "lr_decay", "seed", "threads", "resume", "overwrite",
+    "log_every", "eval_every", "sample_every", "checkpoint_every",
+    "stabilize.real_label", "stabilize.instance_noise", "stabilize.clip_g", "stabilize.clip_d", "stabilize.ema",
+)
+
+
+def population_blocker(cfg: TrainConfig) -> Optional[str]:
+    """Why a config cannot train in a population (it then trains alone), or None."""
+    if cfg.model.name != "mlp":
+        return f"model={cfg.model.name}: populations stack MLPs only"
+    if cfg.loss.name == "wgan_gp":
+        return "loss=wgan_gp: the gradient penalty is not stacked"
+    if cfg.stabilize.d_dropout > 0:
+        return "stabilize.d_dropout: dropout masks are drawn per run"
+    if cfg.stabilize.spectral_norm:
+        return "stabilize.spectral_norm: its power iteration is not stacked"
+    return None
+
+
+def shape_key(cfg: TrainConfig) -> str:
+    """Configs with the same key can share a population: everything but MEMBER_KEYS."""
+    tree = OmegaConf.structured(cfg)
+    for key in MEMBER_KEYS:
+        parent, _, leaf = key.rpartition(".")
+        node = OmegaConf.select(tree, parent) if parent else tree
+        node[leaf] = None
+    return json.dumps(OmegaConf.to_container(tree, resolve=True, enum_to_str=True), sort_keys=True)
+
+
+@dataclass
+class MemberSpec:
+    """One run to train in a population, as ``train`` takes it."""
+
+    cfg: TrainConfig
+    run_dir: Path
+    overrides: list[str] = field(default_factory=list)
+    hooks: TrainHooks = field(default_factory=TrainHooks)
+    sweep: Optional[SweepMembership] = None
+    resume: bool = False
+    tag: Any = None  # the caller's handle, e.g. its Optuna trial
+
+
+@dataclass
+class MemberResult:
+    spec: MemberSpec
+    summary: Optional[RunSummary]  # None when the run could not even start
+    error: Optional[Exception] = None  # what stopped it from starting or finishing
+
+
+@dataclass
+class _Member:
+    """One run's state beside the stack: what train() keeps in its locals."""
+
+    spec: MemberSpec
+    parts: RunParts
+    run: RunFolder
+    at: Progress
+    summary: RunSummary
+    config_sha: str
+    rng: torch.Generator  # the member's noise: z, instance noise
+    log: LogWindow
+    joined: float  # time.monotonic() when it joined
+    g_updates: int = 0  # Adam step counts, as the solo optimizers keep them
+    d_updates: int = 0
+    ema_n: int = 0  # EMA updates so far (AveragedModel.n_averaged)
+    grad_norms: tuple[Any, Any] = (None, None)  # (D, G) before clipping, on log steps
+
+    @property
+    def cfg(self) -> TrainConfig:
+        return self.parts.cfg
+
+    def wall(self) -> float:
+        return self.at.wall_before + time.monotonic() - self.joined
+
+
+@dataclass
+class _Stack:
+    """The members' tensors, member k in slice k of each: G and D parameters and
+    buffers, Adam moments, and the EMA of G's parameters and buffers."""
+
+    gp: dict[str, torch.Tensor]
+    gb: dict[str, torch.Tensor]
+    dp: dict[str, torch.Tensor]
+    db: dict[str, torch.Tensor]
+    opt_g: StackedAdam
+    opt_d: StackedAdam
+    ema: dict[str, torch.Tensor]
+
+    @staticmethod
+    def of(m: _Member) -> "_Stack":
+        """A stack of one member, from its solo nets (fresh or restored)."""
+        nets = m.parts.nets
+        gp, gb = stack_states([nets.g])
+        dp, db = stack_states([nets.d])
+        ema_source = nets.ema.module if nets.ema is not None else nets.g
+        ema = {k: v.detach().clone().unsqueeze(0) for k, v in ema_source.state_dict().items()}
+        return _Stack(gp, gb, dp, db, _adam_of(nets.opt_g, nets.g, gp), _adam_of(nets.opt_d, nets.d, dp), ema)
+
+    def select(self, keep: list[int]) -> "_Stack":
+        """The members at `keep`, in that order."""
+        idx = torch.tensor(keep, device=next(iter(self.gp.values())).device)
+        return self._map(lambda t: t.index_select(0, idx))
+
+    def concat(self, other: "_Stack") -> "_Stack":
+        return self._map(lambda t, o: torch.cat([t, o]), other)
+
+    def _map(self, fn: Callable[..., torch.Tensor], other: Optional["_Stack"] = None) -> "_Stack":
+        def each(mine: dict[str, torch.Tensor], theirs: Optional[dict[str, torch.Tensor]], leaf: bool) -> dict[str, torch.Tensor]:
+            out = {k: fn(t.detach(), *([theirs[k].detach()] if theirs is not None else [])) for k, t in mine.items()}
+            return {k: t.requires_grad_() for k, t in out.items()} if leaf else out
+
+        def moments(a: StackedAdam, b: Optional[StackedAdam], params: dict[str, torch.Tensor]) -> StackedAdam:
+            pair = (lambda xs, ys: [fn(x, y) for x, y in zip(xs, ys)]) if b is not None else (lambda xs, _: [fn(x) for x in xs])
+            return StackedAdam(list(params.values()), a.eps, pair(a.exp_avg, b.exp_avg if b else None), pair(a.exp_avg_sq, b.exp_avg_sq if b else None))
+
+        o = other
+        gp, dp = each(self.gp, o.gp if o else None, True), each(self.dp, o.dp if o else None, True)
+        return _Stack(
+            gp, each(self.gb, o.gb if o else None, False), dp, each(self.db, o.db if o else None, False),
+            moments(self.opt_g, o.opt_g if o else None, gp), moments(self.opt_d, o.opt_d if o else None, dp),
+            each(self.ema, o.ema if o else None, False),
+        )
+
+
+def _adam_of(opt: torch.optim.Optimizer, module: torch.nn.Module, stacked: dict[str, torch.Tensor]) -> StackedAdam:
+    """A one-member StackedAdam holding a solo Adam's moments (zeros before its first step)."""
+    names = dict(module.named_parameters())
+    exp_avg, exp_avg_sq = [], []
+    for name in stacked:
+        state = opt.state.get(names[name], {})
+        exp_avg.append(state["exp_avg"].clone().unsqueeze(0) if "exp_avg" in state else torch.zeros_like(stacked[name]))
+        exp_avg_sq.append(state["exp_avg_sq"].clone().unsqueeze(0) if "exp_avg_sq" in state else torch.zeros_like(stacked[name]))
+    return StackedAdam(list(stacked.values()), opt.defaults["eps"], exp_avg, exp_avg_sq)
+
+
+def _adam_steps(opt: torch.optim.Optimizer) -> int:
+    steps = [int(s["step"]) for s in opt.state.values() if "step" in s]
+    return steps[0] if steps else 0
+
+
+def _join(spec: MemberSpec, device: torch.device) -> _Member:
+    """Set a member up as train() sets up a solo run, restoring its checkpoint on resume."""
+    parts = prepare_run(spec.cfg, device, spec.sweep)
+    run = RunFolder(spec.run_dir)
+    at, summary, config_yaml = open_run(parts.cfg, run, parts.nets, parts.batches, device, parts.total, spec.overrides, spec.sweep, spec.resume)
+    # The member's noise continues torch's default generator from here, as its solo run would.
+    rng = torch.Generator(device=device)
+    rng.set_state(torch.get_rng_state() if device.type == "cpu" else torch.cuda.get_rng_state())
+    nets = parts.nets
+    m = _Member(spec, parts, run, at, summary, config_sha256(config_yaml), rng, LogWindow(time.monotonic(), parts.total), time.monotonic())
+    m.g_updates, m.d_updates = _adam_steps(nets.opt_g), _adam_steps(nets.opt_d)
+    m.ema_n = int(nets.ema.n_averaged) if nets.ema is not None else 0
+    return m
+
+
+def train_population(
+    specs: list[MemberSpec],
+    on_done: Callable[[MemberResult], None],
+    refill: Optional[Callable[[], Optional[MemberSpec]]] = None,
+    size: Optional[int] = None,
+    threads: int = 0,
+    quiet: bool = True,
+) -> None:
+    """Train the members together until all are done; each result goes to on_done as
+    its run ends. While fewer than `size` (default: len(specs)) members train, refill()
+    is asked for another; it returns None when it has none. Every spec must satisfy
+    ``population_blocker`` and share one ``shape_key``.
+    """
+    size = size or len(specs)
+    device = pick_device(specs[0].cfg.device)
+    share = ThreadShare(threads) if device.type == "cpu" else None
+    n_threads, _ = set_threads(threads, share)
+    members: list[_Member] = []
+    stack: Optional[_Stack] = None
+    pending = list(specs)
+    progress = ProgressDisplay(0, 0, "population", quiet=quiet)
+
+    def admit(spec: MemberSpec) -> None:
+        nonlocal stack
+        try:
+            m = _join(spec, device)
+        except Exception as exc:  # a member that cannot start never stops the others
+            on_done(MemberResult(spec, RunFolder(spec.run_dir).read_summary(), exc))
+            return
+        one = _Stack.of(m)
+        stack = one if stack is None else stack.concat(one)
+        members.append(m)
+
+    try:
+        with stop_on_signal() as caught, share if share is not None else nullcontext():
+            while True:
+                while pending and len(members) < size:
+                    admit(pending.pop(0))
+                while refill is not None and len(members) < size:
+                    spec = refill()
+                    if spec is None:
+                        break
+                    admit(spec)
+                if not members:
+                    return
+                if caught:
+                    raise KeyboardInterrupt
+                assert stack is not None
+                ended = _step(members, stack, device)
+                for k, m in enumerate(members):
+                    if k not in ended:
+                        reason = _periodic_work(m, k, stack, progress)
+                        if reason is not False:
+                            ended[k] = reason
+                for k in sorted(ended):
+                    m, reason = members[k], ended[k]
+                    if reason is not None and reason.kind is not StopKind.diverged:
+                        _save(m, k, stack)  # stopped early: keep where it got, to resume or look at
+                    _end(m, reason, on_done)
+                if ended:
+                    keep = [k for k in range(len(members)) if k not in ended]
+                    members = [members[k] for k in keep]
+                    stack = stack.select(keep) if keep else None
+                n_threads, _ = rebalance(share, n_threads)
+    except KeyboardInterrupt:
+        for k, m in enumerate(members):
+            _save(m, k, stack)
+            _end(m, StopReason(StopKind.interrupted, m.at.step, f"continue with: gansweep train resume={m.run.path}"), on_done)
+        raise
+    except Exception as exc:  # a fault of the population ends its members as failed, each on record
+        for m in members:
+            _end(m, StopReason(StopKind.failed, m.at.step, f"{type(exc).__name__}: {exc}".splitlines()[0]), on_done, exc)
+    finally:
+        progress.close()
+
+
+def _end(m: _Member, reason: Optional[StopReason], on_done: Callable[[MemberResult], None], error: Optional[Exception] = None) -> None:
+    finish_run(m.run, m.summary, reason, m.at, len(m.parts.data), m.wall())
+    on_done(MemberResult(m.spec, m.summary, error))
+
+
+def _per_member(values: list[float], device: torch.device, dtype: torch.dtype, dims: int) -> torch.Tensor:
+    return torch.tensor(values, device=device, dtype=dtype).view(-1, *[1] * dims)
+
+
+def _noisy(x: torch.Tensor, sigmas: list[float], members: list[_Member]) -> torch.Tensor:
+    """Each member's x plus its own instance noise, drawn from its generator (as add_noise)."""
+    if not any(s > 0 for s in sigmas):
+        return x
+    rows = [x[k] + s * torch.randn(x[k].shape, generator=m.rng, dtype=x.dtype, device=x.device) if s > 0 else x[k]
+            for k, (s, m) in enumerate(zip(sigmas, members))]
+    return torch.stack(rows)
+
+
+def _step(members: list[_Member], stack: _Stack, device: torch.device) -> dict[int, Optional[StopReason]]:
+    """One training step of every member: n_critic D updates, then one G update; the
+    same operations, on the same numbers, as the solo loop's body. Returns the members
+    whose run ended in it (an empty dict when none did)."""
+    first = members[0]
+    g_t, d_t = first.parts.nets.g, first.parts.nets.d
+    gan_loss, n_critic, z_dim = first.parts.gan_loss, first.cfg.loss.n_critic, first.cfg.model.z_dim
+    to_p = torch.sigmoid if gan_loss.probabilities else (lambda t: t)
+    sigmas = [instance_noise_std(m.at.step, m.parts.total, m.cfg.stabilize.instance_noise) for m in members]
+    log_now = [m.parts.when.due(m.at.step + 1, m.parts.when.log_every) for m in members]
+    lr_f = [lr_factor(m.at.step, m.parts.total, m.cfg.lr_decay) for m in members]
+    beta1, beta2 = [m.cfg.beta1 for m in members], [m.cfg.beta2 for m in members]
+    d_params, g_params = list(stack.dp.values()), list(stack.gp.values())
+
+    for _ in range(n_critic):
+        real = torch.stack([m.parts.batches.next() for m in members])
+        z = torch.stack([torch.randn(real.shape[1], z_dim, generator=m.rng, device=device, dtype=real.dtype) for m in members])
+        fake = generate(g_t, stack.gp, stack.gb, z)
+        out_real = discriminate(d_t, stack.dp, stack.db, _noisy(real, sigmas, members))
+        out_fake = discriminate(d_t, stack.dp, stack.db, _noisy(fake.detach(), sigmas, members))
+        loss_d = torch.stack([m.parts.d_loss(out_real[k], out_fake[k]) for k, m in enumerate(members)])
+        grads = list(torch.autograd.grad(loss_d.sum(), d_params))
+        _clip(grads, [m.cfg.stabilize.clip_d for m in members], log_now, members, 0)
+        for m in members:
+            m.d_updates += 1
+            m.at.images_seen += real.shape[1]
+        stack.opt_d.step(grads, [m.cfg.lr_d * f for m, f in zip(members, lr_f)], beta1, beta2, [m.d_updates for m in members])
+
+    out_g = discriminate(d_t, stack.dp, stack.db, _noisy(fake, sigmas, members))
+    loss_g = torch.stack([gan_loss.g(out_g[k]) for k in range(len(members))])
+    grads = list(torch.autograd.grad(loss_g.sum(), g_params))
+    _clip(grads, [m.cfg.stabilize.clip_g for m in members], log_now, members, 1)
+    for m in members:
+        m.g_updates += 1
+    stack.opt_g.step(grads, [m.cfg.lr_g * f for m, f in zip(members, lr_f)], beta1, beta2, [m.g_updates for m in members])
+    if any(m.cfg.stabilize.ema > 0 for m in members):
+        _update_ema(stack, members)
+
+    with torch.no_grad():
+        stats = torch.stack([loss_d.detach(), loss_g.detach(), to_p(out_real).mean(dim=1), to_p(out_fake).mean(dim=1)], dim=1)
+    ended: dict[int, Optional[StopReason]] = {}
+    for k, m in enumerate(members):
+        m.at.step += 1
+        m.at.window.append(stats[k])
+        if log_now[k]:
+            reason = _log(m, k, stack)
+            if reason is not False:
+                ended[k] = reason
+    return ended
+
+
+def _clip(grads: list[torch.Tensor], bounds: list[float], log_now: list[bool], members: list[_Member], which: int) -> None:
+    """Record the members' gradient norms on their log steps, then clip where asked."""
+    clipping = any(b > 0 for b in bounds)
+    if not (clipping or any(log_now)):
+        return
+    norms = member_norms(grads)
+    for k, m in enumerate(members):
+        if log_now[k]:
+            pair = list(m.grad_norms)
+            pair[which] = norms[k]
+            m.grad_norms = (pair[0], pair[1])
+    if clipping:
+        clip_member_grads(grads, torch.tensor(bounds, dtype=norms.dtype, device=norms.device), norms)
+
+
+@torch.no_grad()
+def _update_ema(stack: _Stack, members: list[_Member]) -> None:
+    """AveragedModel.update_parameters for each member: copy on the first update, then
+    lerp towards G by 1 - decay (buffers too; integer ones rounded as it does)."""
+    weight = [1.0 if m.ema_n == 0 else 1.0 - m.cfg.stabilize.ema for m in members]
+    decay = [0.0 if m.ema_n == 0 else m.cfg.stabilize.ema for m in members]
+    for name, current in {**stack.gp, **stack.gb}.items():
+        ema = stack.ema[name]
+        if ema.is_floating_point():
+            ema.lerp_(current.detach(), _per_member(weight, ema.device, ema.dtype, ema.dim() - 1))
+        else:
+            real = torch.get_default_dtype()  # as AveragedModel mixes them
+            ema.copy_(ema * _per_member(decay, ema.device, real, ema.dim() - 1) + current * _per_member(weight, ema.device, real, ema.dim() - 1))
+    for m in members:
+        m.ema_n += 1
+
+
+def _log(m: _Member, k: int, stack: _Stack) -> Optional[StopReason] | bool:
+    """The member's train line; its reason to end here, or False to go on."""
+    stats = torch.stack(m.at.window).cpu()
+    gn_d, gn_g = m.grad_norms
+    row = m.log.row(m.at, stats, m.cfg, len(m.parts.data), m.parts.batches.batch_size, gn_d, gn_g, m.wall())
+    m.run.append_metrics([row])
+    m.summary.last_train = {key: row[key] for key in TRAIN_KEYS}
+    try:
+        raise_if_nonfinite(stats, m.at.window_start, row)
+    except DivergedError as exc:
+        return StopReason(StopKind.diverged, exc.step, "non-finite loss or gradient (try a lower lr)")
+    m.at.window, m.at.window_start = [], m.at.step
+    if m.spec.hooks.on_log:
+        try:
+            m.spec.hooks.on_log(row)
+        except StopTraining as exc:
+            return exc.reason
+    return False
+
+
+def _sync(m: _Member, k: int, stack: _Stack) -> None:
+    """Copy member k's slices into its solo nets, optimizers and schedules, so the solo
+    helpers (samples, scores, checkpoints) see exactly the member's state."""
+    nets = m.parts.nets
+    nets.g.load_state_dict(member_state(stack.gp, stack.gb, k))
+    nets.d.load_state_dict(member_state(stack.dp, stack.db, k))
+    if nets.ema is not None:
+        nets.ema.module.load_state_dict({name: t[k].clone() for name, t in stack.ema.items()})
+        nets.ema.n_averaged.fill_(m.ema_n)
+    for opt, module, adam, params, updates in ((nets.opt_g, nets.g, stack.opt_g, stack.gp, m.g_updates), (nets.opt_d, nets.d, stack.opt_d, stack.dp, m.d_updates)):
+        exp_avg, exp_avg_sq = adam.member_state(k)
+        named = dict(module.named_parameters())
+        for name, avg, avg_sq in zip(params, exp_avg, exp_avg_sq):
+            if updates:
+                opt.state[named[name]] = {"step": torch.tensor(float(updates)), "exp_avg": avg, "exp_avg_sq": avg_sq}
+    for sched in (nets.sched_g, nets.sched_d):
+        sched.last_epoch = m.at.step - 1
+        with warnings.catch_warnings():  # "step() before optimizer.step()": the stack stepped it
+            warnings.simplefilter("ignore", UserWarning)
+            sched.step()  # sets each group's lr for the member's next step, as the solo schedule has it
+
+
+def _save(m: _Member, k: int, stack: Optional[_Stack]) -> None:
+    if stack is not None:
+        _sync(m, k, stack)
+    m.run.save_checkpoint(checkpoint_state(m.parts.nets, m.parts.batches, m.at, m.wall(), m.rng.device, m.config_sha, m.rng))
+
+
+def _periodic_work(m: _Member, k: int, stack: _Stack, progress: ProgressDisplay) -> Optional[StopReason] | bool:
+    """Samples, evaluation and checkpoints when due, as the solo loop does them; the
+    member's reason to end (None: its budget is done), or False to go on."""
+    when, at, parts = m.parts.when, m.at, m.parts
+    sample_now, ckpt_now = when.due(at.step, when.sample_every), when.due(at.step, when.ckpt_every)
+    eval_now = parts.evaluator is not None and when.due(at.step, when.eval_every)
+    if sample_now or eval_now or ckpt_now:
+        if at.window:
+            try:
+                raise_if_nonfinite(torch.stack(at.window).cpu(), at.window_start)
+            except DivergedError as exc:
+                return StopReason(StopKind.diverged, exc.step, "non-finite loss or gradient (try a lower lr)")
+        _sync(m, k, stack)
+    try:
+        if sample_now:
+            save_samples(parts.nets.sampler, parts.fixed_z, parts.data, m.run.sample_path(at.step), f"step {at.step}")
+        if eval_now:
+            scores = evaluate_now(parts.evaluator, parts.nets.sampler, m.cfg, m.rng.device, m.run, at, len(parts.data), progress)
+            record_scores(m.run, m.summary, parts.nets, at, scores)
+            draw_curves(m.run, parts.objective, f"{m.cfg.model.name} on {parts.data.name}, {m.run.path.name}", progress)
+            if m.spec.hooks.on_eval:
+                m.spec.hooks.on_eval(at.step, parts.total, scores)
+    except StopTraining as exc:
+        return exc.reason
+    if ckpt_now:
+        m.run.save_checkpoint(checkpoint_state(parts.nets, parts.batches, at, m.wall(), m.rng.device, m.config_sha, m.rng))
+        record_progress(m.summary, at, len(parts.data), m.wall())
+        m.run.write_summary(m.summary)
+    return None if at.step >= parts.total else False

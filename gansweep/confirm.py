@@ -26,7 +26,7 @@ from gansweep.atomic import write_text_atomic
 from gansweep.config import from_yaml_file
 from gansweep.errors import ConfigError, DivergedError, RunFolderError
 from gansweep.progress import console
-from gansweep.rundir import RunFolder, RunSummary, Status, SweepMembership, find_run_dirs
+from gansweep.rundir import RunFolder, RunSummary, SweepMembership, find_run_dirs
 from gansweep.scores import SCORES, format_score, higher_is_better, is_finite_number
 from gansweep.train import train
 

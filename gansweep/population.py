@@ -80,12 +80,14 @@ def population_blocker(cfg: TrainConfig) -> Optional[str]:
 
 def shape_key(cfg: TrainConfig) -> str:
     """Configs with the same key can share a population: everything but MEMBER_KEYS."""
-    tree = OmegaConf.structured(cfg)
+    tree = OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True, enum_to_str=True)
     for key in MEMBER_KEYS:
-        parent, _, leaf = key.rpartition(".")
-        node = OmegaConf.select(tree, parent) if parent else tree
-        node[leaf] = None
-    return json.dumps(OmegaConf.to_container(tree, resolve=True, enum_to_str=True), sort_keys=True)
+        *parents, leaf = key.split(".")
+        node = tree
+        for parent in parents:
+            node = node[parent]
+        node.pop(leaf)
+    return json.dumps(tree, sort_keys=True)
 
 
 @dataclass
@@ -347,11 +349,13 @@ def _step(members: list[_Member], stack: _Stack, device: torch.device) -> dict[i
         _update_ema(stack, members)
 
     with torch.no_grad():
-        stats = torch.stack([loss_d.detach(), loss_g.detach(), to_p(out_real).mean(dim=1), to_p(out_fake).mean(dim=1)], dim=1)
-    ended: dict[int, Optional[StopReason]] = {}
-    for k, m in enumerate(members):
+        # row by row, as the solo loop reduces them: a reduction over (K, N) would round by K
+        stats = torch.stack([torch.stack([loss_d[k], loss_g[k], to_p(out_real[k]).mean(), to_p(out_fake[k]).mean()]) for k in range(len(members))])
+    for k, m in enumerate(members):  # every member's step is counted before any hook may end the population
         m.at.step += 1
         m.at.window.append(stats[k])
+    ended: dict[int, Optional[StopReason]] = {}
+    for k, m in enumerate(members):
         if log_now[k]:
             reason = _log(m, k, stack)
             if reason is not False:

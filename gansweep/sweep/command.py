@@ -46,6 +46,7 @@ Examples:
   gansweep sweep --trials 50 model=mlp data=grid25
   gansweep sweep --trials 40 --objective fid,coverage --space sweeps/dcgan_mnist.yaml --name dcgan-lr
   gansweep sweep --trials 50 --workers 2
+  gansweep sweep --trials 32 --population 16 model=mlp data=grid25
 """
 
 
@@ -62,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default=None, help="sweep name; the same name resumes the same study (default: SPACE-MODEL-DATA)")
     p.add_argument("--objective", default=None, help="score(s) to optimize, comma-separated: fid (default for images), mixture_tv (default for 2D), coverage, ...")
     p.add_argument("--workers", type=int, default=1, help="trial processes on this machine sharing the study (CPU threads are split between them)")
+    p.add_argument("--population", type=int, default=1,
+                   help="trials each worker trains at once as one batched model (MLP configs of one shape; default 1)")
     p.add_argument("--storage", default=None, help="Optuna storage URL, e.g. postgresql://user@host/db (default: a journal file in the sweep folder)")
     p.add_argument("--sampler", default="tpe", choices=SAMPLERS, help="tpe (default), random, grid (choice/range spaces), nsga2, qmc")
     p.add_argument("--pruner", default="median", choices=PRUNERS, help="median (default), hyperband, none")
@@ -100,6 +103,8 @@ def run_sweep(argv: list[str]) -> int:
         raise ConfigError(f"--trials {args.trials}: must be >= 1")
     if args.workers < 1:
         raise ConfigError(f"--workers {args.workers}: must be >= 1")
+    if args.population < 1:
+        raise ConfigError(f"--population {args.population}: must be >= 1")
     if args.timeout is not None and args.timeout <= 0:
         raise ConfigError(f"--timeout {args.timeout}: must be a number of seconds > 0")
 
@@ -134,6 +139,7 @@ def run_sweep(argv: list[str]) -> int:
         seed=args.seed,
         n_trials=args.trials,
         deadline=time.time() + args.timeout if args.timeout is not None else None,
+        population=args.population,
     )
     study = connect(spec)
     base_params = _base_params(space, base_dict)
@@ -142,7 +148,8 @@ def run_sweep(argv: list[str]) -> int:
         study.enqueue_trial(base_params, user_attrs={"base_config": True})
 
     console.print(f"sweep {name}: {args.trials} trials of {base_cfg.model.name} on {base_cfg.data.name}, "
-                  f"objective {','.join(objectives)}, {args.workers} worker(s); folder {sweep_dir}")
+                  f"objective {','.join(objectives)}, {args.workers} worker(s)"
+                  f"{f' of {args.population} trials at once' if args.population > 1 else ''}; folder {sweep_dir}")
     started = time.monotonic()
     stop = "done"
     with LiveView(study, objectives, args.trials) as live:

@@ -23,7 +23,7 @@ from optuna.trial import TrialState
 
 from gansweep.errors import EXIT_INTERRUPTED, GansweepError, os_error_line
 from gansweep.progress import err_console
-from gansweep.rundir import Status
+from gansweep.rundir import Status, StopKind, StopReason
 from gansweep.sweep.space import SearchSpace
 from gansweep.sweep.study import (
     Heartbeat,
@@ -38,7 +38,8 @@ from gansweep.sweep.study import (
     retry_stale_trials,
     running_trials,
 )
-from gansweep.sweep.trial import TrialOutcome, TrialPlan, run_trial
+from gansweep.population import MemberResult, MemberSpec, population_blocker, shape_key, train_population
+from gansweep.sweep.trial import TrialOutcome, TrialPlan, TrialRun, conclude_trial, prepare_trial, run_trial, train_alone, trial_dir
 
 
 @dataclass
@@ -55,6 +56,7 @@ class WorkerSpec:
     n_trials: int
     deadline: Optional[float]  # time.time() after which no new trial starts
     worker_index: int = 0
+    population: int = 1  # trials trained at once as one batched model (--population)
 
 
 def connect(spec: WorkerSpec) -> optuna.Study:
@@ -77,7 +79,7 @@ def worker_seed(seed: int, worker_index: int, trials_so_far: int, host: str | No
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big")
 
 
-def _next_trial(spec: WorkerSpec, study: optuna.Study) -> Optional[optuna.trial.Trial]:
+def next_trial(spec: WorkerSpec, study: optuna.Study) -> Optional[optuna.trial.Trial]:
     with FileLock(str(spec.plan.sweep_dir / ".ask.lock")):
         retry_stale_trials(study)
         if len(finished_trials(study)) + len(running_trials(study)) >= spec.n_trials:
@@ -90,11 +92,13 @@ def _next_trial(spec: WorkerSpec, study: optuna.Study) -> Optional[optuna.trial.
 
 def run_worker(spec: WorkerSpec, on_outcome: Callable[[TrialOutcome], None] | None = None) -> str:
     """Run trials until the study has n_trials finished ones; returns why it stopped."""
+    if spec.population > 1:
+        return run_population_worker(spec, on_outcome)
     study = connect(spec)
     while True:
         if spec.deadline is not None and time.time() >= spec.deadline:
             return "timeout"
-        trial = _next_trial(spec, study)
+        trial = next_trial(spec, study)
         if trial is None:
             return "done"
         with Heartbeat(study, trial):
@@ -110,6 +114,121 @@ def run_worker(spec: WorkerSpec, on_outcome: Callable[[TrialOutcome], None] | No
             # Stopped by the user: leave it to be retried (from its checkpoint) by the next run.
             study.enqueue_trial(outcome.params, user_attrs=retry_attrs(trial))
             return "interrupted"
+
+
+# --population K: trials trained K at a time ---------------------------------------------
+#
+# The worker asks Optuna for trials one by one (TPE's constant liar keeps pending ones
+# apart) and trains those of one shape together (gansweep.population). Shape means
+# everything but the per-member keys (population.MEMBER_KEYS): a population of the
+# default space, which searches batch_size, holds the trials of one batch size, and a
+# trial of another shape waits, held, until the running population ends. A member that
+# ends (completed, stopped early, pruned, diverged) is told to Optuna at once and its
+# slot takes the next trial of the same shape. Configs a population cannot stack
+# (population_blocker: DCGAN, wgan_gp, dropout, spectral norm) train alone.
+
+
+class _Trials:
+    """The trials this worker holds: asked, alive (heartbeats), not yet told."""
+
+    def __init__(self, spec: WorkerSpec, study: optuna.Study, on_outcome: Optional[Callable[[TrialOutcome], None]]):
+        self.spec, self.study, self.on_outcome = spec, study, on_outcome
+        self.beats: dict[int, Heartbeat] = {}
+        self.held: list[TrialRun] = []  # prepared, waiting for a population of their shape
+        self.interrupted = False
+
+    def take(self) -> Optional[TrialRun]:
+        """A held trial, else the next new one; None when the sweep has enough."""
+        return self.held.pop(0) if self.held else self.take_new()
+
+    def take_new(self) -> Optional[TrialRun]:
+        """The next new trial, prepared; None when the sweep has enough."""
+        while True:
+            if self.spec.deadline is not None and time.time() >= self.spec.deadline:
+                return None
+            trial = next_trial(self.spec, self.study)
+            if trial is None:
+                return None
+            self.beats[trial.number] = Heartbeat(self.study, trial).__enter__()
+            try:
+                return prepare_trial(self.spec.plan, self.study, trial)
+            except Exception as exc:  # a config that does not compose fails this trial only
+                self.tell(conclude_trial(self.spec.plan, TrialRun(trial, trial_dir(self.spec.plan.sweep_dir, trial.number), time.monotonic()), None, exc), trial)
+
+    def tell(self, outcome: TrialOutcome, trial: optuna.trial.Trial) -> None:
+        beat = self.beats.pop(trial.number, None)
+        if beat is not None:
+            beat.__exit__(None, None, None)
+        # skip_if_finished: another host may have failed this trial as stale meanwhile.
+        if outcome.state == TrialState.COMPLETE:
+            self.study.tell(trial, outcome.values, skip_if_finished=True)
+        else:
+            self.study.tell(trial, state=outcome.state, skip_if_finished=True)
+        if outcome.status is Status.interrupted:
+            # Stopped by the user: leave it to be retried (from its checkpoint) by the next run.
+            self.study.enqueue_trial(outcome.params, user_attrs=retry_attrs(trial))
+            self.interrupted = True
+        if self.on_outcome:
+            self.on_outcome(outcome)
+
+    def release_held(self) -> None:
+        """Give the trials that never started back to the study, to be asked again."""
+        for prepared in self.held:
+            prepared.trial.set_user_attr("status", Status.interrupted.value)
+            prepared.trial.set_user_attr("stop_reason", StopReason(StopKind.interrupted, 0, "not started before the sweep was stopped").to_json())
+            self.tell(TrialOutcome(prepared.trial.number, Status.interrupted, params=dict(prepared.trial.params)), prepared.trial)
+        self.held = []
+
+
+def _member(prepared: TrialRun) -> MemberSpec:
+    assert prepared.cfg is not None and prepared.hooks is not None
+    return MemberSpec(prepared.cfg, prepared.out_dir, prepared.overrides, prepared.hooks, prepared.membership, prepared.resume, tag=prepared)
+
+
+def run_population_worker(spec: WorkerSpec, on_outcome: Optional[Callable[[TrialOutcome], None]] = None) -> str:
+    """Run trials, up to spec.population at once, until the study has n_trials finished ones."""
+    study = connect(spec)
+    trials = _Trials(spec, study, on_outcome)
+    plan = spec.plan
+
+    def done(result: MemberResult) -> None:
+        prepared: TrialRun = result.spec.tag
+        trials.tell(conclude_trial(plan, prepared, result.summary, result.error), prepared.trial)
+
+    try:
+        while True:
+            first = trials.take()
+            if first is None:
+                break
+            assert first.cfg is not None
+            if population_blocker(first.cfg):
+                trials.tell(train_alone(plan, first), first.trial)
+                continue
+            key = shape_key(first.cfg)
+
+            def refill(key: str = key) -> Optional[MemberSpec]:
+                same = next((p for p in trials.held if shape_key(p.cfg) == key), None)
+                if same is not None:
+                    trials.held.remove(same)
+                    return _member(same)
+                while len(trials.held) < spec.population:  # hold at most one population's worth
+                    prepared = trials.take_new()
+                    if prepared is None:
+                        return None
+                    if prepared.cfg is not None and not population_blocker(prepared.cfg) and shape_key(prepared.cfg) == key:
+                        return _member(prepared)
+                    trials.held.append(prepared)
+                return None
+
+            train_population([_member(first)], on_done=done, refill=refill, size=spec.population)
+            if trials.interrupted:
+                break
+    except KeyboardInterrupt:
+        trials.interrupted = True
+    if trials.interrupted:
+        trials.release_held()
+        return "interrupted"
+    return "timeout" if spec.deadline is not None and time.time() >= spec.deadline else "done"
 
 
 def _die_with_parent() -> None:

@@ -85,7 +85,9 @@ class _GridSampler(optuna.samplers.GridSampler):
 def make_sampler(name: str, seed: int, space: SearchSpace, n_objectives: int) -> optuna.samplers.BaseSampler:
     """The sampler named by --sampler, seeded."""
     if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=5)
+        # constant_liar: trials still running (other workers, machines, population members)
+        # count as bad, so the next trial is not sampled on top of them
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=5, constant_liar=True)
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "grid":

@@ -11,13 +11,13 @@ from typing import Any, Optional
 import optuna
 from optuna.trial import TrialState
 
-from gansweep.config import compose_config, to_train_config
+from gansweep.config import TrainConfig, compose_config, to_train_config
 from gansweep.errors import DivergedError, GansweepError
 from gansweep.losses import LOSSES
-from gansweep.rundir import RunFolder, Status, StopKind, StopReason, SweepMembership
+from gansweep.rundir import RunFolder, RunSummary, Status, StopKind, StopReason, SweepMembership
 from gansweep.scores import is_finite_number
 from gansweep.sweep.stopping import HealthWatch, TrialStopper
-from gansweep.train import train
+from gansweep.train import TrainHooks, train
 
 
 @dataclass
@@ -78,26 +78,53 @@ def _take_over(stale_dir: Path, new_dir: Path, membership: SweepMembership) -> b
     return True
 
 
-def run_trial(plan: TrialPlan, study: optuna.Study, trial: optuna.trial.Trial) -> TrialOutcome:
-    """Train the trial's config, turn the run's summary into an Optuna outcome and record
-    the outcome in the trial's user attributes."""
-    started = time.monotonic()
+@dataclass
+class TrialRun:
+    """A trial turned into a training run: what `train` (or a population) gets."""
+
+    trial: optuna.trial.Trial
+    out_dir: Path
+    started: float  # time.monotonic()
+    cfg: Optional[TrainConfig] = None
+    overrides: list[str] = field(default_factory=list)
+    membership: Optional[SweepMembership] = None
+    hooks: Optional[TrainHooks] = None
+    resume: bool = False
+
+
+def prepare_trial(plan: TrialPlan, study: optuna.Study, trial: optuna.trial.Trial) -> TrialRun:
+    """The trial's config, folder and hooks; a retried trial takes over its stale
+    predecessor's folder and resumes it. Raises GansweepError for a config that does not compose."""
     params = dict(trial.params)
-    out_dir = trial_dir(plan.sweep_dir, trial.number)
-    outcome = TrialOutcome(trial.number, Status.failed, params=params)
+    prepared = TrialRun(trial, trial_dir(plan.sweep_dir, trial.number), time.monotonic())
     retry_of = trial.user_attrs.get("retry_of")
-    membership = SweepMembership(
+    prepared.membership = SweepMembership(
         plan.sweep_name, trial.number, params, plan.objectives,
         retry_of=retry_of, base_config=bool(trial.user_attrs.get("base_config")),
     )
-    try:
-        overrides = plan.base_overrides + param_overrides(params)
-        cfg = to_train_config(compose_config(overrides))
-        resume = retry_of is not None and _take_over(trial_dir(plan.sweep_dir, retry_of), out_dir, membership)
-        probabilities = LOSSES[cfg.loss.name].probabilities
-        health = HealthWatch(plan.objectives[0], probabilities, membership.base_config) if plan.early_stop else None
-        stopper = TrialStopper(trial, study, plan.objectives, health, plan.prune, cfg.eval_every)
-        summary = train(cfg, out_dir, overrides, hooks=stopper.hooks(), sweep=membership, resume=resume, quiet=True).summary
+    prepared.overrides = plan.base_overrides + param_overrides(params)
+    prepared.cfg = cfg = to_train_config(compose_config(prepared.overrides))
+    prepared.resume = retry_of is not None and _take_over(trial_dir(plan.sweep_dir, retry_of), prepared.out_dir, prepared.membership)
+    probabilities = LOSSES[cfg.loss.name].probabilities
+    health = HealthWatch(plan.objectives[0], probabilities, prepared.membership.base_config) if plan.early_stop else None
+    prepared.hooks = TrialStopper(trial, study, plan.objectives, health, plan.prune, cfg.eval_every).hooks()
+    return prepared
+
+
+def conclude_trial(plan: TrialPlan, prepared: TrialRun, summary: Optional[RunSummary], error: Optional[BaseException] = None) -> TrialOutcome:
+    """Turn how the run ended (its summary, or the error that ended it) into an Optuna
+    outcome, and record the outcome in the trial's user attributes."""
+    trial, out_dir = prepared.trial, prepared.out_dir
+    outcome = TrialOutcome(trial.number, Status.failed, params=dict(trial.params))
+    if isinstance(error, DivergedError):
+        recorded = RunFolder(out_dir).read_summary()  # train recorded the divergence, in its words
+        outcome.status = Status.diverged
+        outcome.reason = recorded.stop_reason if recorded is not None and recorded.stop_reason is not None else StopReason(StopKind.diverged, error.step, str(error))
+    elif isinstance(error, GansweepError):
+        outcome.reason = StopReason(StopKind.failed, None, str(error))
+    elif error is not None:  # a crashing trial must never stop the sweep
+        outcome.reason = StopReason(StopKind.failed, None, f"{type(error).__name__}: {error}".splitlines()[0])
+    elif summary is not None:
         outcome.status, outcome.reason = summary.status, summary.stop_reason
         if summary.status.has_objective:
             missing = [o for o in plan.objectives if not is_finite_number(summary.scores.get(o))]
@@ -108,17 +135,7 @@ def run_trial(plan: TrialPlan, study: optuna.Study, trial: optuna.trial.Trial) -
                 outcome.status, outcome.reason = summary.status, summary.stop_reason
             else:
                 outcome.values = [float(summary.scores[o]) for o in plan.objectives]
-    except DivergedError as exc:
-        recorded = RunFolder(out_dir).read_summary()  # train recorded the divergence, in its words
-        outcome.status = Status.diverged
-        outcome.reason = StopReason(StopKind.diverged, exc.step, str(exc))
-        if recorded is not None and recorded.stop_reason is not None:
-            outcome.reason = recorded.stop_reason
-    except GansweepError as exc:
-        outcome.reason = StopReason(StopKind.failed, None, str(exc))
-    except Exception as exc:  # a crashing trial must never stop the sweep
-        outcome.reason = StopReason(StopKind.failed, None, f"{type(exc).__name__}: {exc}".splitlines()[0])
-    outcome.duration_s = time.monotonic() - started
+    outcome.duration_s = time.monotonic() - prepared.started
     trial.set_user_attr("status", outcome.status.value)
     trial.set_user_attr("stop_reason", outcome.reason.to_json() if outcome.reason else None)
     trial.set_user_attr("duration_s", outcome.duration_s)
@@ -127,3 +144,23 @@ def run_trial(plan: TrialPlan, study: optuna.Study, trial: optuna.trial.Trial) -
     except GansweepError:
         pass
     return outcome
+
+
+def run_trial(plan: TrialPlan, study: optuna.Study, trial: optuna.trial.Trial) -> TrialOutcome:
+    """Train the trial's config alone and conclude it."""
+    try:
+        prepared = prepare_trial(plan, study, trial)
+    except Exception as exc:
+        return conclude_trial(plan, TrialRun(trial, trial_dir(plan.sweep_dir, trial.number), time.monotonic()), None, exc)
+    return train_alone(plan, prepared)
+
+
+def train_alone(plan: TrialPlan, prepared: TrialRun) -> TrialOutcome:
+    """Train a prepared trial as a solo run and conclude it."""
+    assert prepared.cfg is not None
+    try:
+        result = train(prepared.cfg, prepared.out_dir, prepared.overrides, hooks=prepared.hooks,
+                       sweep=prepared.membership, resume=prepared.resume, quiet=True)
+    except Exception as exc:
+        return conclude_trial(plan, prepared, None, exc)
+    return conclude_trial(plan, prepared, result.summary)

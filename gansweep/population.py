@@ -29,7 +29,7 @@ from omegaconf import OmegaConf
 from gansweep.config import TrainConfig
 from gansweep.errors import DivergedError
 from gansweep.rundir import RunFolder, RunSummary, StopKind, StopReason, SweepMembership
-from gansweep.stacked import StackedAdam, clip_member_grads, discriminate, generate, member_norms, member_state, stack_states
+from gansweep.stacked import clip_member_grads, discriminate, generate, member_norms, member_state, stack_states
 from gansweep.threads import ThreadShare, rebalance, set_threads
 from gansweep.train import (
     TRAIN_KEYS,
@@ -123,8 +123,9 @@ class _Member:
     rng: torch.Generator  # the member's noise: z, instance noise
     log: LogWindow
     joined: float  # time.monotonic() when it joined
-    g_updates: int = 0  # Adam step counts, as the solo optimizers keep them
-    d_updates: int = 0
+    # The member's Adam state, one dict per parameter in the stack's order ("g", "d"):
+    # the very dicts the population's optimizers update (see _optimizers).
+    adam: dict[str, list[dict[str, torch.Tensor]]] = field(default_factory=dict)
     ema_n: int = 0  # EMA updates so far (AveragedModel.n_averaged)
     grad_norms: tuple[Any, Any] = (None, None)  # (D, G) before clipping, on log steps
 
@@ -139,15 +140,15 @@ class _Member:
 @dataclass
 class _Stack:
     """The members' tensors, member k in slice k of each: G and D parameters and
-    buffers, Adam moments, and the EMA of G's parameters and buffers."""
+    buffers, and the EMA of G's parameters and buffers."""
 
     gp: dict[str, torch.Tensor]
     gb: dict[str, torch.Tensor]
     dp: dict[str, torch.Tensor]
     db: dict[str, torch.Tensor]
-    opt_g: StackedAdam
-    opt_d: StackedAdam
     ema: dict[str, torch.Tensor]
+    opt_g: Optional[torch.optim.Adam] = None  # set by _optimizers once the members are known
+    opt_d: Optional[torch.optim.Adam] = None
 
     @staticmethod
     def of(m: _Member) -> "_Stack":
@@ -157,7 +158,7 @@ class _Stack:
         dp, db = stack_states([nets.d])
         ema_source = nets.ema.module if nets.ema is not None else nets.g
         ema = {k: v.detach().clone().unsqueeze(0) for k, v in ema_source.state_dict().items()}
-        return _Stack(gp, gb, dp, db, _adam_of(nets.opt_g, nets.g, gp), _adam_of(nets.opt_d, nets.d, dp), ema)
+        return _Stack(gp, gb, dp, db, ema)
 
     def select(self, keep: list[int]) -> "_Stack":
         """The members at `keep`, in that order."""
@@ -168,37 +169,54 @@ class _Stack:
         return self._map(lambda t, o: torch.cat([t, o]), other)
 
     def _map(self, fn: Callable[..., torch.Tensor], other: Optional["_Stack"] = None) -> "_Stack":
-        def each(mine: dict[str, torch.Tensor], theirs: Optional[dict[str, torch.Tensor]], leaf: bool) -> dict[str, torch.Tensor]:
+        def each(mine: dict[str, torch.Tensor], theirs: Optional[dict[str, torch.Tensor]], leaf: bool = False) -> dict[str, torch.Tensor]:
             out = {k: fn(t.detach(), *([theirs[k].detach()] if theirs is not None else [])) for k, t in mine.items()}
             return {k: t.requires_grad_() for k, t in out.items()} if leaf else out
 
-        def moments(a: StackedAdam, b: Optional[StackedAdam], params: dict[str, torch.Tensor]) -> StackedAdam:
-            pair = (lambda xs, ys: [fn(x, y) for x, y in zip(xs, ys)]) if b is not None else (lambda xs, _: [fn(x) for x in xs])
-            return StackedAdam(list(params.values()), a.eps, pair(a.exp_avg, b.exp_avg if b else None), pair(a.exp_avg_sq, b.exp_avg_sq if b else None))
-
         o = other
-        gp, dp = each(self.gp, o.gp if o else None, True), each(self.dp, o.dp if o else None, True)
-        return _Stack(
-            gp, each(self.gb, o.gb if o else None, False), dp, each(self.db, o.db if o else None, False),
-            moments(self.opt_g, o.opt_g if o else None, gp), moments(self.opt_d, o.opt_d if o else None, dp),
-            each(self.ema, o.ema if o else None, False),
-        )
+        return _Stack(each(self.gp, o.gp if o else None, True), each(self.gb, o.gb if o else None),
+                      each(self.dp, o.dp if o else None, True), each(self.db, o.db if o else None), each(self.ema, o.ema if o else None))
 
 
-def _adam_of(opt: torch.optim.Optimizer, module: torch.nn.Module, stacked: dict[str, torch.Tensor]) -> StackedAdam:
-    """A one-member StackedAdam holding a solo Adam's moments (zeros before its first step)."""
-    names = dict(module.named_parameters())
-    exp_avg, exp_avg_sq = [], []
-    for name in stacked:
-        state = opt.state.get(names[name], {})
-        exp_avg.append(state["exp_avg"].clone().unsqueeze(0) if "exp_avg" in state else torch.zeros_like(stacked[name]))
-        exp_avg_sq.append(state["exp_avg_sq"].clone().unsqueeze(0) if "exp_avg_sq" in state else torch.zeros_like(stacked[name]))
-    return StackedAdam(list(stacked.values()), opt.defaults["eps"], exp_avg, exp_avg_sq)
+def _adam_state(opt: torch.optim.Optimizer, module: torch.nn.Module, names: list[str]) -> list[dict[str, torch.Tensor]]:
+    """A solo Adam's state per parameter (restored, or zeros as its first step makes them)."""
+    named = dict(module.named_parameters())
+    states = []
+    for name in names:
+        p = named[name]
+        state = opt.state.get(p) or {"step": torch.zeros((), dtype=torch.float32, device=p.device),
+                                     "exp_avg": torch.zeros_like(p), "exp_avg_sq": torch.zeros_like(p)}
+        states.append({key: t.clone() for key, t in state.items()})
+    return states
 
 
-def _adam_steps(opt: torch.optim.Optimizer) -> int:
-    steps = [int(s["step"]) for s in opt.state.values() if "step" in s]
-    return steps[0] if steps else 0
+def _optimizers(members: list[_Member], stack: _Stack) -> None:
+    """Give the stack one Adam for G and one for D, with a param group per member: its
+    slices, lr and betas, and its own state (the dicts it carries from stack to stack).
+
+    Adam runs per member, not element-wise over the stacked tensors: its fused kernel
+    does a member's update in one pass over that member's slice, which stays in cache,
+    where passes over all members' stacked tensors went to memory and were several
+    times slower (BENCHMARKS.md, population training).
+    """
+    for which, params in (("g", stack.gp), ("d", stack.dp)):
+        groups = []
+        for k, m in enumerate(members):
+            if which not in m.adam:
+                nets = m.parts.nets
+                solo, module = (nets.opt_g, nets.g) if which == "g" else (nets.opt_d, nets.d)
+                m.adam[which] = _adam_state(solo, module, list(params))
+            groups.append({"params": [t.detach()[k] for t in params.values()], "betas": (m.cfg.beta1, m.cfg.beta2)})
+        first = groups[0]["params"][0]
+        opt = torch.optim.Adam(groups, lr=members[0].cfg.lr, eps=1e-8, fused=_fused_ok(first))
+        for group, m in zip(opt.param_groups, members):
+            for view, state in zip(group["params"], m.adam[which]):
+                opt.state[view] = state
+        setattr(stack, f"opt_{which}", opt)
+
+
+def _fused_ok(t: torch.Tensor) -> bool:
+    return t.device.type in ("cpu", "cuda") and t.dtype in (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 
 
 def _join(spec: MemberSpec, device: torch.device) -> _Member:
@@ -211,7 +229,6 @@ def _join(spec: MemberSpec, device: torch.device) -> _Member:
     rng.set_state(torch.get_rng_state() if device.type == "cpu" else torch.cuda.get_rng_state())
     nets = parts.nets
     m = _Member(spec, parts, run, at, summary, config_sha256(config_yaml), rng, LogWindow(time.monotonic(), parts.total), time.monotonic())
-    m.g_updates, m.d_updates = _adam_steps(nets.opt_g), _adam_steps(nets.opt_d)
     m.ema_n = int(nets.ema.n_averaged) if nets.ema is not None else 0
     return m
 
@@ -248,6 +265,7 @@ def train_population(
         one = _Stack.of(m)
         stack = one if stack is None else stack.concat(one)
         members.append(m)
+        _optimizers(members, stack)  # the stack is new: point the optimizers at it
 
     try:
         with stop_on_signal() as caught, share if share is not None else nullcontext():
@@ -279,6 +297,8 @@ def train_population(
                     keep = [k for k in range(len(members)) if k not in ended]
                     members = [members[k] for k in keep]
                     stack = stack.select(keep) if keep else None
+                    if stack is not None:
+                        _optimizers(members, stack)
                 n_threads, _ = rebalance(share, n_threads)
     except KeyboardInterrupt:
         for k, m in enumerate(members):
@@ -321,7 +341,6 @@ def _step(members: list[_Member], stack: _Stack, device: torch.device) -> dict[i
     sigmas = [instance_noise_std(m.at.step, m.parts.total, m.cfg.stabilize.instance_noise) for m in members]
     log_now = [m.parts.when.due(m.at.step + 1, m.parts.when.log_every) for m in members]
     lr_f = [lr_factor(m.at.step, m.parts.total, m.cfg.lr_decay) for m in members]
-    beta1, beta2 = [m.cfg.beta1 for m in members], [m.cfg.beta2 for m in members]
     d_params, g_params = list(stack.dp.values()), list(stack.gp.values())
 
     for _ in range(n_critic):
@@ -331,20 +350,17 @@ def _step(members: list[_Member], stack: _Stack, device: torch.device) -> dict[i
         out_real = discriminate(d_t, stack.dp, stack.db, _noisy(real, sigmas, members))
         out_fake = discriminate(d_t, stack.dp, stack.db, _noisy(fake.detach(), sigmas, members))
         loss_d = torch.stack([m.parts.d_loss(out_real[k], out_fake[k]) for k, m in enumerate(members)])
-        grads = list(torch.autograd.grad(loss_d.sum(), d_params))
+        grads = [g.contiguous() for g in torch.autograd.grad(loss_d.sum(), d_params)]
         _clip(grads, [m.cfg.stabilize.clip_d for m in members], log_now, members, 0)
         for m in members:
-            m.d_updates += 1
             m.at.images_seen += real.shape[1]
-        stack.opt_d.step(grads, [m.cfg.lr_d * f for m, f in zip(members, lr_f)], beta1, beta2, [m.d_updates for m in members])
+        _adam_step(stack.opt_d, members, grads, "lr_d", lr_f)
 
     out_g = discriminate(d_t, stack.dp, stack.db, _noisy(fake, sigmas, members))
     loss_g = torch.stack([gan_loss.g(out_g[k]) for k in range(len(members))])
-    grads = list(torch.autograd.grad(loss_g.sum(), g_params))
+    grads = [g.contiguous() for g in torch.autograd.grad(loss_g.sum(), g_params)]
     _clip(grads, [m.cfg.stabilize.clip_g for m in members], log_now, members, 1)
-    for m in members:
-        m.g_updates += 1
-    stack.opt_g.step(grads, [m.cfg.lr_g * f for m, f in zip(members, lr_f)], beta1, beta2, [m.g_updates for m in members])
+    _adam_step(stack.opt_g, members, grads, "lr_g", lr_f)
     if any(m.cfg.stabilize.ema > 0 for m in members):
         _update_ema(stack, members)
 
@@ -361,6 +377,15 @@ def _step(members: list[_Member], stack: _Stack, device: torch.device) -> dict[i
             if reason is not False:
                 ended[k] = reason
     return ended
+
+
+def _adam_step(opt: torch.optim.Adam, members: list[_Member], grads: list[torch.Tensor], lr_key: str, lr_f: list[float]) -> None:
+    """Every member's Adam step on its slices, at its lr of this step (its lr decay)."""
+    for k, (group, m) in enumerate(zip(opt.param_groups, members)):
+        group["lr"] = getattr(m.cfg, lr_key) * lr_f[k]
+        for view, grad in zip(group["params"], grads):
+            view.grad = grad[k]  # contiguous (see _step): the fused kernel pairs elements by memory order
+    opt.step()
 
 
 def _clip(grads: list[torch.Tensor], bounds: list[float], log_now: list[bool], members: list[_Member], which: int) -> None:
@@ -424,12 +449,11 @@ def _sync(m: _Member, k: int, stack: _Stack) -> None:
     if nets.ema is not None:
         nets.ema.module.load_state_dict({name: t[k].clone() for name, t in stack.ema.items()})
         nets.ema.n_averaged.fill_(m.ema_n)
-    for opt, module, adam, params, updates in ((nets.opt_g, nets.g, stack.opt_g, stack.gp, m.g_updates), (nets.opt_d, nets.d, stack.opt_d, stack.dp, m.d_updates)):
-        exp_avg, exp_avg_sq = adam.member_state(k)
+    for solo, module, which, params in ((nets.opt_g, nets.g, "g", stack.gp), (nets.opt_d, nets.d, "d", stack.dp)):
         named = dict(module.named_parameters())
-        for name, avg, avg_sq in zip(params, exp_avg, exp_avg_sq):
-            if updates:
-                opt.state[named[name]] = {"step": torch.tensor(float(updates)), "exp_avg": avg, "exp_avg_sq": avg_sq}
+        for name, state in zip(params, m.adam[which]):
+            if int(state["step"]):
+                solo.state[named[name]] = {key: t.clone() for key, t in state.items()}
     for sched in (nets.sched_g, nets.sched_d):
         sched.last_epoch = m.at.step - 1
         with warnings.catch_warnings():  # "step() before optimizer.step()": the stack stepped it

@@ -1,4 +1,4 @@
-"""K copies of one MLP architecture as stacked tensors, and Adam over them per member.
+"""K copies of one MLP architecture as stacked tensors.
 
 A population (gansweep.population) trains K sweep trials at once. Their G's (and D's)
 share one architecture, so member k's weights are slice k of tensors shaped
@@ -7,16 +7,13 @@ layers are read from an ordinary solo module (``models.MLPGenerator`` or
 ``MLPDiscriminator``), so the stacked forward has the solo model's structure by
 construction, and member k's state dict is exactly a solo run's.
 
-Members never mix: batched products, per-member normalisation statistics and
-element-wise optimizer steps keep slice k a function of member k alone, so a member
+Members never mix: batched products and per-member normalisation statistics keep slice k a function of member k alone, so a member
 computes bit for bit the same values whatever the others hold (NaNs included), and
 dropping or adding members leaves the rest untouched.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
 from typing import Optional
 
 import torch
@@ -113,41 +110,3 @@ def clip_member_grads(grads: list[torch.Tensor], max_norm: torch.Tensor, norms: 
     coef = torch.where(max_norm > 0, (max_norm / (norms + 1e-6)).clamp(max=1.0), torch.ones_like(norms))
     for g in grads:
         g.mul_(coef.view(-1, *[1] * (g.dim() - 1)))
-
-
-def _per_member(values: list[float], like: torch.Tensor) -> torch.Tensor:
-    """A (K, 1, ..., 1) tensor that broadcasts member values over a stacked tensor."""
-    return torch.tensor(values, dtype=like.dtype, device=like.device).view(-1, *[1] * (like.dim() - 1))
-
-
-@dataclass
-class StackedAdam:
-    """Adam (Kingma & Ba) with each member's own lr, betas and step count, over stacked
-    tensors. The update is torch.optim.Adam's (eps 1e-8, no weight decay), operation for
-    operation, so a member follows its solo run."""
-
-    params: list[torch.Tensor]
-    eps: float = 1e-8
-    exp_avg: list[torch.Tensor] = field(default_factory=list)
-    exp_avg_sq: list[torch.Tensor] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        if not self.exp_avg:
-            self.exp_avg = [torch.zeros_like(p) for p in self.params]
-            self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
-
-    @torch.no_grad()
-    def step(self, grads: list[torch.Tensor], lr: list[float], beta1: list[float], beta2: list[float], steps: list[int]) -> None:
-        """One update; `steps` counts each member's updates including this one."""
-        # Bias corrections in double precision on the host, as torch.optim.Adam computes them.
-        step_size = [-lr_k / (1 - b1 ** n) for lr_k, b1, n in zip(lr, beta1, steps)]
-        bc2_sqrt = [math.sqrt(1 - b2 ** n) for b2, n in zip(beta2, steps)]
-        for p, g, m, v in zip(self.params, grads, self.exp_avg, self.exp_avg_sq):
-            m.lerp_(g, _per_member([1 - b for b in beta1], p))
-            v.mul_(_per_member(beta2, p)).addcmul_(g * _per_member([1 - b for b in beta2], p), g)
-            denom = (v.sqrt() / _per_member(bc2_sqrt, p)).add_(self.eps)
-            p.addcdiv_(m * _per_member(step_size, p), denom)
-
-    def member_state(self, k: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        """Member k's (exp_avg, exp_avg_sq), one tensor per parameter."""
-        return [m[k].clone() for m in self.exp_avg], [v[k].clone() for v in self.exp_avg_sq]

@@ -60,12 +60,25 @@ def with_driver(url: str, installed: Optional[set[str]] = None) -> str:
     return url.replace("postgresql://", f"postgresql+{driver}://", 1) if driver else url
 
 
+def _open_rdb(url: str, attempts: int = 5) -> optuna.storages.RDBStorage:
+    """Optuna's RDB storage; when another machine creates its tables at the same instant
+    (the database then refuses one of the two CREATEs), try again: the tables exist now."""
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    for attempt in range(1, attempts):
+        try:
+            return optuna.storages.RDBStorage(url)
+        except (IntegrityError, ProgrammingError):
+            time.sleep(0.2 * attempt)
+    return optuna.storages.RDBStorage(url)
+
+
 def make_storage(url: str | None, sweep_dir: Path) -> Any:
     """--storage URL (any Optuna RDB URL), or a journal file in the sweep folder."""
     if url:
         url = with_driver(url)
         try:
-            return optuna.storages.RDBStorage(url)
+            return _open_rdb(url)
         except Exception as exc:
             shown = redact_url(url)
             reason = str(exc).splitlines()[0].replace(url, shown)
@@ -129,13 +142,15 @@ def open_study(spec: StudySpec, storage: Any, sampler: optuna.samplers.BaseSampl
         study_name=spec.name, storage=storage, sampler=sampler, pruner=pruner,
         directions=directions, load_if_exists=True,
     )
+    identity = (("objectives", spec.objectives), ("space", spec.space_text), ("base_overrides", spec.base_overrides))
+    # A key not yet stored is written, not compared: another machine that created the same
+    # study at the same instant may be writing its keys one by one right now.
     stored = study.user_attrs
-    if not stored:
-        study.set_user_attr("objectives", spec.objectives)
-        study.set_user_attr("space", spec.space_text)
-        study.set_user_attr("base_overrides", spec.base_overrides)
-        return study
-    for key, mine in (("objectives", spec.objectives), ("space", spec.space_text), ("base_overrides", spec.base_overrides)):
+    for key, mine in identity:
+        if key not in stored:
+            study.set_user_attr(key, mine)
+    stored = study.user_attrs
+    for key, mine in identity:
         if stored.get(key) != mine:
             raise ConfigError(
                 f"--name {spec.name}: this sweep was started with other {key} ({stored.get(key)!r}); "

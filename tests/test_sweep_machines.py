@@ -1,0 +1,67 @@
+"""Sweeps across machines: two `gansweep sweep` processes with their own --dir sharing one
+study on a real PostgreSQL server, started at the same instant."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+
+from gansweep.sweep.study import StudySpec, make_pruner, open_study, with_driver
+
+from postgres_server import postgres_cluster
+from train_helpers import subprocess_env
+
+TINY = ["model=mlp", "data=ring8", "data.std=0.1", "steps=40", "model.hidden=32", "eval.mixture_samples=300", "log_every=10"]
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    with postgres_cluster() as url:
+        yield url
+
+
+def _machine(url: str, out: Path, trials: int) -> subprocess.Popen:
+    args = ["sweep", "--trials", str(trials), "--name", "shared", "--storage", url, "--dir", str(out),
+            "--sampler", "random", *TINY, "threads=1"]
+    return subprocess.Popen([sys.executable, "-m", "gansweep", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=subprocess_env())
+
+
+def test_two_machines_started_at_once_finish_the_trial_count_once(tmp_path: Path, postgres_url: str) -> None:
+    procs = [_machine(postgres_url, tmp_path / name, 6) for name in ("a", "b")]
+    outputs = [p.communicate(timeout=600) for p in procs]
+    for p, (out, err) in zip(procs, outputs):
+        assert p.returncode == 0, err
+    study = optuna.load_study(study_name="shared", storage=with_driver(postgres_url))
+    finished = [t for t in study.trials if t.state.is_finished()]
+    # Each machine checks the count before it asks, so together they overshoot by at most one trial each.
+    assert 6 <= len(finished) <= 8
+    assert sorted(t.number for t in study.trials) == list(range(len(study.trials)))  # no trial counted twice
+    folders = {name: {p.name for p in (tmp_path / name / "shared").glob("trial_*")} for name in ("a", "b")}
+    assert folders["a"] and folders["b"] and not folders["a"] & folders["b"]  # both worked, never on one trial
+    assert folders["a"] | folders["b"] == {f"trial_{t.number:04d}" for t in study.trials}
+    # Both machines write best.yaml from the study, though a best trial's folder may be on
+    # the other machine: each the best when it ended, so the one that ended last has the best of all.
+    paths = sorted((tmp_path / name / "shared" / "best.yaml" for name in ("a", "b")), key=lambda p: p.stat().st_mtime)
+    lrs = [yaml.safe_load(p.read_text())["lr"] for p in paths]
+    completed = [t.params["lr"] for t in finished if t.state == optuna.trial.TrialState.COMPLETE]
+    assert all(any(lr == pytest.approx(c) for c in completed) for lr in lrs)
+    assert lrs[-1] == pytest.approx(study.best_trial.params["lr"])
+
+
+def test_a_study_half_created_by_another_machine_is_joined_not_refused(tmp_path: Path) -> None:
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(tmp_path / "j.log")))
+    spec = StudySpec("s", ["mixture_tv"], "params: {lr: 'interval(1e-4, 1e-3)'}\n", ["model=mlp"])
+    # The other machine has created the study and written only its first key so far.
+    other = optuna.create_study(study_name="s", storage=storage, direction="minimize")
+    other.set_user_attr("objectives", ["mixture_tv"])
+    study = open_study(spec, storage, optuna.samplers.RandomSampler(), make_pruner("none"))
+    assert study.user_attrs == {"objectives": ["mixture_tv"], "space": spec.space_text, "base_overrides": ["model=mlp"]}
+    with pytest.raises(Exception, match="started with other space"):
+        open_study(StudySpec("s", ["mixture_tv"], "params: {}\n", ["model=mlp"]), storage,
+                   optuna.samplers.RandomSampler(), make_pruner("none"))

@@ -76,12 +76,12 @@ def _open_rdb(url: str, attempts: int = 5) -> optuna.storages.RDBStorage:
 def make_storage(url: str | None, sweep_dir: Path) -> Any:
     """--storage URL (any Optuna RDB URL), or a journal file in the sweep folder."""
     if url:
-        url = with_driver(url)
+        driven = with_driver(url)
         try:
-            return _open_rdb(url)
+            return _open_rdb(driven)
         except Exception as exc:
-            shown = redact_url(url)
-            reason = str(exc).splitlines()[0].replace(url, shown)
+            shown = redact_url(url)  # as the user typed it, password hidden
+            reason = str(exc).splitlines()[0].replace(driven, redact_url(driven))
             raise ConfigError(f"--storage {shown}: cannot open ({reason})") from None
     sweep_dir.mkdir(parents=True, exist_ok=True)
     return JournalStorage(JournalFileBackend(str(sweep_dir / "study.journal")))

@@ -39,7 +39,7 @@ from gansweep.sweep.study import (
     running_trials,
 )
 from gansweep.population import MemberResult, MemberSpec, population_blocker, shape_key, train_population
-from gansweep.sweep.trial import TrialOutcome, TrialPlan, TrialRun, conclude_trial, prepare_trial, run_trial, train_alone, trial_dir
+from gansweep.sweep.trial import TrialOutcome, TrialPlan, TrialRun, conclude_trial, prepare_trial, train_alone, trial_dir
 
 
 @dataclass
@@ -94,26 +94,17 @@ def run_worker(spec: WorkerSpec, on_outcome: Callable[[TrialOutcome], None] | No
     """Run trials until the study has n_trials finished ones; returns why it stopped."""
     if spec.population > 1:
         return run_population_worker(spec, on_outcome)
-    study = connect(spec)
-    while True:
-        if spec.deadline is not None and time.time() >= spec.deadline:
-            return "timeout"
-        trial = next_trial(spec, study)
-        if trial is None:
-            return "done"
-        with Heartbeat(study, trial):
-            outcome = run_trial(spec.plan, study, trial)
-        # skip_if_finished: another host may have failed this trial as stale meanwhile.
-        if outcome.state == TrialState.COMPLETE:
-            study.tell(trial, outcome.values, skip_if_finished=True)
-        else:
-            study.tell(trial, state=outcome.state, skip_if_finished=True)
-        if on_outcome:
-            on_outcome(outcome)
-        if outcome.status is Status.interrupted:
-            # Stopped by the user: leave it to be retried (from its checkpoint) by the next run.
-            study.enqueue_trial(outcome.params, user_attrs=retry_attrs(trial))
-            return "interrupted"
+    trials = _Trials(spec, connect(spec), on_outcome)
+    while not trials.interrupted:
+        prepared = trials.take_new()
+        if prepared is None:
+            return _why_no_trial(spec)
+        trials.tell(train_alone(spec.plan, prepared), prepared.trial)
+    return "interrupted"
+
+
+def _why_no_trial(spec: WorkerSpec) -> str:
+    return "timeout" if spec.deadline is not None and time.time() >= spec.deadline else "done"
 
 
 # --population K: trials trained K at a time ---------------------------------------------
@@ -228,7 +219,7 @@ def run_population_worker(spec: WorkerSpec, on_outcome: Optional[Callable[[Trial
     if trials.interrupted:
         trials.release_held()
         return "interrupted"
-    return "timeout" if spec.deadline is not None and time.time() >= spec.deadline else "done"
+    return _why_no_trial(spec)
 
 
 def _die_with_parent() -> None:

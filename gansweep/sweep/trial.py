@@ -146,15 +146,6 @@ def conclude_trial(plan: TrialPlan, prepared: TrialRun, summary: Optional[RunSum
     return outcome
 
 
-def run_trial(plan: TrialPlan, study: optuna.Study, trial: optuna.trial.Trial) -> TrialOutcome:
-    """Train the trial's config alone and conclude it."""
-    try:
-        prepared = prepare_trial(plan, study, trial)
-    except Exception as exc:
-        return conclude_trial(plan, TrialRun(trial, trial_dir(plan.sweep_dir, trial.number), time.monotonic()), None, exc)
-    return train_alone(plan, prepared)
-
-
 def train_alone(plan: TrialPlan, prepared: TrialRun) -> TrialOutcome:
     """Train a prepared trial as a solo run and conclude it."""
     assert prepared.cfg is not None

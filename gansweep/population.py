@@ -32,7 +32,7 @@ from gansweep.rundir import RunFolder, RunSummary, StopKind, StopReason, SweepMe
 from gansweep.stacked import clip_member_grads, discriminate, generate, member_norms, member_state, stack_states
 from gansweep.threads import ThreadShare, rebalance, set_threads
 from gansweep.train import (
-    TRAIN_KEYS,
+    DIVERGED_DETAIL,
     LogWindow,
     Progress,
     RunParts,
@@ -40,19 +40,15 @@ from gansweep.train import (
     TrainHooks,
     checkpoint_state,
     config_sha256,
-    draw_curves,
-    evaluate_now,
     finish_run,
     instance_noise_std,
     lr_factor,
     open_run,
+    periodic_work,
     pick_device,
     prepare_run,
-    raise_if_nonfinite,
-    record_progress,
-    record_scores,
-    save_samples,
     stop_on_signal,
+    write_log_line,
 )
 from gansweep.progress import ProgressDisplay
 
@@ -291,7 +287,8 @@ def train_population(
                 for k in sorted(ended):
                     m, reason = members[k], ended[k]
                     if reason is not None and reason.kind is not StopKind.diverged:
-                        _save(m, k, stack)  # stopped early: keep where it got, to resume or look at
+                        _sync(m, k, stack)  # stopped early: keep where it got, to resume or look at
+                        _checkpoint(m)
                     _end(m, reason, on_done)
                 if ended:
                     keep = [k for k in range(len(members)) if k not in ended]
@@ -302,7 +299,9 @@ def train_population(
                 n_threads, _ = rebalance(share, n_threads)
     except KeyboardInterrupt:
         for k, m in enumerate(members):
-            _save(m, k, stack)
+            if stack is not None:
+                _sync(m, k, stack)
+            _checkpoint(m)
             _end(m, StopReason(StopKind.interrupted, m.at.step, f"continue with: gansweep train resume={m.run.path}"), on_done)
         raise
     except Exception as exc:  # a fault of the population ends its members as failed, each on record
@@ -373,7 +372,7 @@ def _step(members: list[_Member], stack: _Stack, device: torch.device) -> dict[i
     ended: dict[int, Optional[StopReason]] = {}
     for k, m in enumerate(members):
         if log_now[k]:
-            reason = _log(m, k, stack)
+            reason = _log(m)
             if reason is not False:
                 ended[k] = reason
     return ended
@@ -420,18 +419,13 @@ def _update_ema(stack: _Stack, members: list[_Member]) -> None:
         m.ema_n += 1
 
 
-def _log(m: _Member, k: int, stack: _Stack) -> Optional[StopReason] | bool:
+def _log(m: _Member) -> Optional[StopReason] | bool:
     """The member's train line; its reason to end here, or False to go on."""
-    stats = torch.stack(m.at.window).cpu()
-    gn_d, gn_g = m.grad_norms
-    row = m.log.row(m.at, stats, m.cfg, len(m.parts.data), m.parts.batches.batch_size, gn_d, gn_g, m.wall())
-    m.run.append_metrics([row])
-    m.summary.last_train = {key: row[key] for key in TRAIN_KEYS}
     try:
-        raise_if_nonfinite(stats, m.at.window_start, row)
+        row = write_log_line(m.run, m.summary, m.at, m.log, torch.stack(m.at.window).cpu(), m.cfg, len(m.parts.data),
+                             m.parts.batches.batch_size, *m.grad_norms, m.wall())
     except DivergedError as exc:
-        return StopReason(StopKind.diverged, exc.step, "non-finite loss or gradient (try a lower lr)")
-    m.at.window, m.at.window_start = [], m.at.step
+        return StopReason(StopKind.diverged, exc.step, DIVERGED_DETAIL)
     if m.spec.hooks.on_log:
         try:
             m.spec.hooks.on_log(row)
@@ -461,38 +455,19 @@ def _sync(m: _Member, k: int, stack: _Stack) -> None:
             sched.step()  # sets each group's lr for the member's next step, as the solo schedule has it
 
 
-def _save(m: _Member, k: int, stack: Optional[_Stack]) -> None:
-    if stack is not None:
-        _sync(m, k, stack)
+def _checkpoint(m: _Member) -> None:
+    """Save the member's solo nets (brought up to date by _sync) as its last.pt."""
     m.run.save_checkpoint(checkpoint_state(m.parts.nets, m.parts.batches, m.at, m.wall(), m.rng.device, m.config_sha, m.rng))
 
 
 def _periodic_work(m: _Member, k: int, stack: _Stack, progress: ProgressDisplay) -> Optional[StopReason] | bool:
     """Samples, evaluation and checkpoints when due, as the solo loop does them; the
     member's reason to end (None: its budget is done), or False to go on."""
-    when, at, parts = m.parts.when, m.at, m.parts
-    sample_now, ckpt_now = when.due(at.step, when.sample_every), when.due(at.step, when.ckpt_every)
-    eval_now = parts.evaluator is not None and when.due(at.step, when.eval_every)
-    if sample_now or eval_now or ckpt_now:
-        if at.window:
-            try:
-                raise_if_nonfinite(torch.stack(at.window).cpu(), at.window_start)
-            except DivergedError as exc:
-                return StopReason(StopKind.diverged, exc.step, "non-finite loss or gradient (try a lower lr)")
-        _sync(m, k, stack)
     try:
-        if sample_now:
-            save_samples(parts.nets.sampler, parts.fixed_z, parts.data, m.run.sample_path(at.step), f"step {at.step}")
-        if eval_now:
-            scores = evaluate_now(parts.evaluator, parts.nets.sampler, m.cfg, m.rng.device, m.run, at, len(parts.data), progress)
-            record_scores(m.run, m.summary, parts.nets, at, scores)
-            draw_curves(m.run, parts.objective, f"{m.cfg.model.name} on {parts.data.name}, {m.run.path.name}", progress)
-            if m.spec.hooks.on_eval:
-                m.spec.hooks.on_eval(at.step, parts.total, scores)
+        periodic_work(m.parts, m.run, m.summary, m.at, m.spec.hooks, progress, m.rng.device,
+                      save=lambda: _checkpoint(m), wall=m.wall, before=lambda: _sync(m, k, stack))
+    except DivergedError as exc:
+        return StopReason(StopKind.diverged, exc.step, DIVERGED_DETAIL)
     except StopTraining as exc:
         return exc.reason
-    if ckpt_now:
-        m.run.save_checkpoint(checkpoint_state(parts.nets, parts.batches, at, m.wall(), m.rng.device, m.config_sha, m.rng))
-        record_progress(m.summary, at, len(parts.data), m.wall())
-        m.run.write_summary(m.summary)
-    return None if at.step >= parts.total else False
+    return None if m.at.step >= m.parts.total else False

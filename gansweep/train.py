@@ -316,8 +316,8 @@ def train(
     share = ThreadShare(cfg.threads) if device.type == "cpu" else None
     threads, threads_note = set_threads(cfg.threads, share)
     parts = prepare_run(cfg, device, sweep)
-    cfg, data, total, when, nets, batches, evaluator = parts.cfg, parts.data, parts.total, parts.when, parts.nets, parts.batches, parts.evaluator
-    g, d, gan_loss, d_loss, fixed_z = nets.g, nets.d, parts.gan_loss, parts.d_loss, parts.fixed_z
+    cfg, data, total, when, nets, batches = parts.cfg, parts.data, parts.total, parts.when, parts.nets, parts.batches
+    g, d, gan_loss, d_loss = nets.g, nets.d, parts.gan_loss, parts.d_loss
     stab, z_dim = cfg.stabilize, cfg.model.z_dim
     to_p = torch.sigmoid if gan_loss.probabilities else (lambda t: t)
 
@@ -327,7 +327,6 @@ def train(
     t0 = time.monotonic()
     log = LogWindow(t0, total)
     progress = ProgressDisplay(total, at.step, f"{cfg.model.name} on {data.name}", quiet=quiet)
-    curves_title = f"{cfg.model.name} on {data.name}, {run.path.name}"
     if threads_note:
         progress.note(threads_note)
     wall = lambda: at.wall_before + time.monotonic() - t0  # noqa: E731
@@ -376,33 +375,14 @@ def train(
                     # (3) Log, draw, score and checkpoint when due.
                     if log_now:
                         stats = torch.stack(at.window).cpu()  # the one host sync of this log line
-                        row = log.row(at, stats, cfg, len(data), batches.batch_size, gn_d, gn_g, wall())
-                        run.append_metrics([row])  # a diverged window is logged too, its NaNs as null
-                        summary.last_train = {k: row[k] for k in TRAIN_KEYS}
-                        raise_if_nonfinite(stats, at.window_start, row)
-                        at.window, at.window_start = [], at.step
+                        row = write_log_line(run, summary, at, log, stats, cfg, len(data), batches.batch_size, gn_d, gn_g, wall())
                         progress.update(at.step, row)
                         threads, threads_note = rebalance(share, threads)
                         if threads_note:
                             progress.note(threads_note)
                         if hooks.on_log:
                             hooks.on_log(row)
-                    sample_now, ckpt_now = when.due(at.step, when.sample_every), when.due(at.step, when.ckpt_every)
-                    eval_now = evaluator is not None and when.due(at.step, when.eval_every)
-                    if (sample_now or eval_now or ckpt_now) and at.window:
-                        raise_if_nonfinite(torch.stack(at.window).cpu(), at.window_start)  # never keep a diverged model
-                    if sample_now:
-                        save_samples(nets.sampler, fixed_z, data, run.sample_path(at.step), f"step {at.step}")
-                    if eval_now:
-                        scores = evaluate_now(evaluator, nets.sampler, cfg, device, run, at, len(data), progress)
-                        record_scores(run, summary, nets, at, scores)
-                        draw_curves(run, parts.objective, curves_title, progress)
-                        if hooks.on_eval:
-                            hooks.on_eval(at.step, total, scores)
-                    if ckpt_now:
-                        save()
-                        record_progress(summary, at, len(data), wall())
-                        run.write_summary(summary)
+                    periodic_work(parts, run, summary, at, hooks, progress, device, save, wall)
             except StopTraining as exc:
                 reason = exc.reason
             except KeyboardInterrupt:
@@ -411,7 +391,7 @@ def train(
         if reason is not None and reason.kind is not StopKind.diverged:
             save()
     except DivergedError as exc:
-        reason = StopReason(StopKind.diverged, exc.step, "non-finite loss or gradient (try a lower lr)")
+        reason = StopReason(StopKind.diverged, exc.step, DIVERGED_DETAIL)
     except BaseException as exc:
         finish_run(run, summary, StopReason(StopKind.failed, at.step, f"{type(exc).__name__}: {exc}".splitlines()[0]), at, len(data), wall())
         raise
@@ -429,6 +409,52 @@ def train(
 
 # The training values a train line logs that the summary keeps as the run's last ones.
 TRAIN_KEYS = ("loss_d", "loss_g", "d_real", "d_fake", "grad_norm_d", "grad_norm_g")
+DIVERGED_DETAIL = "non-finite loss or gradient (try a lower lr)"  # a diverged run's stop reason
+
+
+def write_log_line(
+    run: RunFolder, summary: RunSummary, at: Progress, log: "LogWindow", stats: torch.Tensor, cfg: TrainConfig,
+    n_train: int, batch: int, gn_d: Optional[torch.Tensor], gn_g: Optional[torch.Tensor], wall: float,
+) -> dict[str, Any]:
+    """Append the train row of the steps since the last line (`stats`), keep it as the
+    run's last, and start the next window. A diverged window is logged too, its NaNs as
+    null, and then raises DivergedError."""
+    row = log.row(at, stats, cfg, n_train, batch, gn_d, gn_g, wall)
+    run.append_metrics([row])
+    summary.last_train = {k: row[k] for k in TRAIN_KEYS}
+    raise_if_nonfinite(stats, at.window_start, row)
+    at.window, at.window_start = [], at.step
+    return row
+
+
+def periodic_work(
+    parts: RunParts, run: RunFolder, summary: RunSummary, at: Progress, hooks: TrainHooks, progress: ProgressDisplay,
+    device: torch.device, save: Callable[[], None], wall: Callable[[], float], before: Callable[[], None] = lambda: None,
+) -> None:
+    """Samples, an evaluation and a checkpoint, each when due at this step. Raises
+    DivergedError rather than keep a diverged model, and whatever hooks.on_eval raises.
+    `before` runs first when any is due (a population member brings its solo nets up to date)."""
+    when, step = parts.when, at.step
+    sample_now, ckpt_now = when.due(step, when.sample_every), when.due(step, when.ckpt_every)
+    eval_now = parts.evaluator is not None and when.due(step, when.eval_every)
+    if not (sample_now or eval_now or ckpt_now):
+        return
+    if at.window:
+        raise_if_nonfinite(torch.stack(at.window).cpu(), at.window_start)
+    before()
+    nets, n_train = parts.nets, len(parts.data)
+    if sample_now:
+        save_samples(nets.sampler, parts.fixed_z, parts.data, run.sample_path(step), f"step {step}")
+    if eval_now:
+        scores = evaluate_now(parts.evaluator, nets.sampler, parts.cfg, device, run, at, n_train, progress)
+        record_scores(run, summary, nets, at, scores)
+        draw_curves(run, parts.objective, f"{parts.cfg.model.name} on {parts.data.name}, {run.path.name}", progress)
+        if hooks.on_eval:
+            hooks.on_eval(step, parts.total, scores)
+    if ckpt_now:
+        save()
+        record_progress(summary, at, n_train, wall())
+        run.write_summary(summary)
 
 
 def new_summary(cfg: TrainConfig, run: RunFolder, total: int, device: torch.device, sweep: SweepMembership | None) -> RunSummary:

@@ -64,16 +64,16 @@ LOSSES = {
 }
 
 
-def gradient_penalty(d: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+def gradient_penalty(d: nn.Module, real: torch.Tensor, fake: torch.Tensor, *cond: torch.Tensor) -> torch.Tensor:
     """Gulrajani et al.: E[(||grad D(x_hat)||_2 - 1)^2] on random interpolates x_hat.
 
     Each sample is interpolated with its own alpha. A packed D (PacGAN) returns one
     output per pack of consecutive samples; the norm is then taken over the whole pack,
-    which is D's input.
+    which is D's input. `cond` holds a conditional D's labels, shared by real and fake.
     """
     shape = (real.shape[0],) + (1,) * (real.dim() - 1)
     alpha = torch.rand(shape, device=real.device, dtype=real.dtype)
     x_hat = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
-    out = d(x_hat)
+    out = d(x_hat, *cond)
     (grad,) = torch.autograd.grad(out.sum(), x_hat, create_graph=True)
     return (grad.reshape(out.numel(), -1).norm(2, dim=1) - 1).pow(2).mean()

@@ -8,9 +8,10 @@ pack of ``pack`` consecutive samples (PacGAN, Lin et al. 2018; see ``pack_sample
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Callable, Optional
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from gansweep.config import DCGANConfig, DNorm, GNorm, Init, MLPConfig, TrainConfig
@@ -171,6 +172,50 @@ class MLPDiscriminator(nn.Module):
         return self.net(pack_samples(x, self.pack)).view(-1)
 
 
+class ConditionalGenerator(nn.Module):
+    """G(z, y): the class y as a one-hot vector appended to z (Mirza & Osindero 2014).
+
+    `inner` is an unconditional generator built for z_dim + num_classes inputs; one-hot
+    input into its first layer is a learned class embedding added to the projection.
+    """
+
+    def __init__(self, inner: nn.Module, z_dim: int, num_classes: int):
+        super().__init__()
+        self.inner = inner
+        self.z_dim = z_dim
+        self.num_classes = num_classes
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.inner(torch.cat([z, F.one_hot(y, self.num_classes).to(z.dtype)], dim=1))
+
+
+class ProjectionDiscriminator(nn.Module):
+    """D(x, y) = head(phi(x)) + <embed(y), phi(x)> (Miyato & Koyama 2018).
+
+    phi is every layer of the unconditional D's ``net`` but the last, which is the head
+    (DCGAN: the final conv over the base x base map, MLP: the final Linear). Projection
+    rather than concatenating y to x: it asks D how well x matches y, and trains faster
+    and more stably than concatenation in the paper's comparisons.
+    """
+
+    def __init__(self, inner: nn.Module, num_classes: int):
+        super().__init__()
+        self.net = inner.net  # the stabilizers (dropout, spectral norm) rewrite it in place
+        head = self.net[-1]
+        width = head.in_features if isinstance(head, nn.Linear) else head.in_channels * math.prod(head.kernel_size)
+        self.embed = nn.Embedding(num_classes, width)
+        nn.init.normal_(self.embed.weight, 0.0, 0.02)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        h = self.net[:-1](x)
+        return self.net[-1](h).view(-1) + (self.embed(y) * h.flatten(1)).sum(dim=1)
+
+
+def conditioning(labels: Optional[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+    """The extra arguments of G and D: (labels,) for a conditional GAN, () otherwise."""
+    return () if labels is None else (labels,)
+
+
 def dcgan_init(module: nn.Module) -> None:
     """Radford et al.: conv weights ~ N(0, 0.02), BN scale ~ N(1, 0.02), BN bias 0."""
     if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
@@ -202,7 +247,7 @@ def _build_dcgan(cfg: TrainConfig, sample_shape: tuple[int, ...]) -> tuple[nn.Mo
         raise ConfigError(f"model=dcgan: data={cfg.data.name} is not images; use model=mlp for 2D points")
     channels, size = sample_shape[0], sample_shape[-1]
     norm = _resolve_norm(m.d_norm, cfg.loss.name, DNorm.batch)
-    g = DCGANGenerator(m.z_dim, m.ngf, channels, size)
+    g = DCGANGenerator(m.z_dim + (cfg.data.num_classes if m.conditional else 0), m.ngf, channels, size)
     d = DCGANDiscriminator(m.ndf, channels, size, norm, m.pack)
     g.apply(dcgan_init)
     d.apply(dcgan_init)
@@ -213,7 +258,7 @@ def _build_mlp(cfg: TrainConfig, sample_shape: tuple[int, ...]) -> tuple[nn.Modu
     m: MLPConfig = cfg.model
     norm = _resolve_norm(m.d_norm, cfg.loss.name, DNorm.none)
     act = m.activation.value
-    g = MLPGenerator(m.z_dim, *m.g_layers, act, sample_shape, m.g_norm)
+    g = MLPGenerator(m.z_dim + (cfg.data.num_classes if m.conditional else 0), *m.g_layers, act, sample_shape, m.g_norm)
     d = MLPDiscriminator(*m.d_layers, act, sample_shape, norm, m.d_maxout, m.pack)
     if m.init is Init.normal:
         g.apply(normal_init)
@@ -244,8 +289,11 @@ def with_spectral_norm(module: nn.Module) -> nn.Module:
 
 def build_models(cfg: TrainConfig, sample_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
     """(G, D) for the config's model, sized to one sample's shape, e.g. (1, 28, 28) or (2,),
-    with the stabilizers of ``cfg.stabilize`` that change D (dropout, spectral norm)."""
+    class-conditional when model.conditional (then G(z, y) and D(x, y)), with the
+    stabilizers of ``cfg.stabilize`` that change D (dropout, spectral norm)."""
     g, d = MODELS[cfg.model.name](cfg, sample_shape)
+    if cfg.model.conditional:
+        g, d = ConditionalGenerator(g, cfg.model.z_dim, cfg.data.num_classes), ProjectionDiscriminator(d, cfg.data.num_classes)
     if cfg.stabilize.d_dropout > 0:
         d.net = with_dropout(d.net, cfg.stabilize.d_dropout)
     if cfg.stabilize.spectral_norm:

@@ -65,6 +65,8 @@ def population_blocker(cfg: TrainConfig) -> Optional[str]:
     """Why a config cannot train in a population (it then trains alone), or None."""
     if cfg.model.name != "mlp":
         return f"model={cfg.model.name}: populations stack MLPs only"
+    if cfg.model.conditional:
+        return "model.conditional: the projection discriminator is not stacked"
     if cfg.loss.name == "wgan_gp":
         return "loss=wgan_gp: the gradient penalty is not stacked"
     if cfg.stabilize.d_dropout > 0:
@@ -343,7 +345,7 @@ def _step(members: list[_Member], stack: _Stack, device: torch.device) -> dict[i
     d_params, g_params = list(stack.dp.values()), list(stack.gp.values())
 
     for _ in range(n_critic):
-        real = torch.stack([m.parts.batches.next() for m in members])
+        real = torch.stack([m.parts.batches.next()[0] for m in members])
         z = torch.stack([torch.randn(real.shape[1], z_dim, generator=m.rng, device=device, dtype=real.dtype) for m in members])
         fake = generate(g_t, stack.gp, stack.gb, z)
         out_real = discriminate(d_t, stack.dp, stack.db, _noisy(real, sigmas, members))

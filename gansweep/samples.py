@@ -12,9 +12,9 @@ from torchvision.utils import make_grid, save_image
 from gansweep.atomic import write_bytes_atomic
 
 
-def save_image_grid(images: torch.Tensor, path: Path) -> None:
-    """Save images in [-1, 1] as one PNG grid, about square."""
-    nrow = max(1, int(round(images.shape[0] ** 0.5)))
+def save_image_grid(images: torch.Tensor, path: Path, columns: Optional[int] = None) -> None:
+    """Save images in [-1, 1] as one PNG grid, `columns` wide (None: about square)."""
+    nrow = columns or max(1, int(round(images.shape[0] ** 0.5)))
     grid = make_grid(images.detach().float().cpu(), nrow=nrow, normalize=True, value_range=(-1, 1), padding=2)
     buf = io.BytesIO()
     save_image(grid, buf, format="png")

@@ -27,6 +27,7 @@ class DataKind(str, Enum):
     mixture = "mixture"  # 2D Gaussian mixtures (ring8, grid25)
     image = "image"  # any image data, in a feature network's space
     digits = "digits"  # digit data, whose modes are the digit classifier's classes
+    conditional = "conditional"  # a class-conditional GAN on digit data
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class Score:
 
 
 _MIX, _IMG, _DIG = frozenset({DataKind.mixture}), frozenset({DataKind.image}), frozenset({DataKind.digits})
+_COND = frozenset({DataKind.conditional})
 
 SCORES: dict[str, Score] = {
     s.name: s
@@ -61,6 +63,8 @@ SCORES: dict[str, Score] = {
         Score("mode_kl", Direction.minimize, _MIX | _DIG, ".3f", "KL of the generated mode histogram against the real one (2D: HQ samples only)"),
         Score("inception_score", Direction.maximize, _DIG, ".2f",
               "Inception score (Salimans et al. 2016) from the digit classifier's probabilities: 1 to 10 (1000 for stacked MNIST); collapse scores low, noise too"),
+        Score("class_agreement", Direction.maximize, _COND, ".3f",
+              "conditional GAN: share of samples the digit classifier puts in the class G was asked for; 0.1 is chance"),
         Score("confidence", Direction.maximize, _DIG, ".3f", "mean max softmax of the digit classifier; noise scores high too", objective=False),
     )
 }
@@ -74,16 +78,18 @@ OFF_DOMAIN = "digits, not this data"
 DEFAULT_OBJECTIVE = {DataKind.mixture: "mixture_tv", DataKind.image: "fid"}
 
 
-def data_kinds(is_points: bool, has_classes: bool) -> frozenset[DataKind]:
-    """The kinds a data set belongs to: mixture, or image (+ digits)."""
+def data_kinds(is_points: bool, has_classes: bool, conditional: bool = False) -> frozenset[DataKind]:
+    """The kinds a run's data belongs to: mixture, or image (+ digits, + conditional)."""
     if is_points:
         return frozenset({DataKind.mixture})
-    return frozenset({DataKind.image, DataKind.digits} if has_classes else {DataKind.image})
+    if not has_classes:
+        return frozenset({DataKind.image})
+    return frozenset({DataKind.image, DataKind.digits} | ({DataKind.conditional} if conditional else set()))
 
 
-def scores_for(is_points: bool, has_classes: bool) -> list[str]:
+def scores_for(is_points: bool, has_classes: bool, conditional: bool = False) -> list[str]:
     """Names of the scores a run on this data gets, in registry order."""
-    kinds = data_kinds(is_points, has_classes)
+    kinds = data_kinds(is_points, has_classes, conditional)
     return [s.name for s in SCORES.values() if s.kinds & kinds]
 
 
@@ -92,12 +98,13 @@ def default_objective(is_points: bool) -> list[str]:
     return [DEFAULT_OBJECTIVE[DataKind.mixture if is_points else DataKind.image]]
 
 
-def parse_objectives(text: str | None, is_points: bool, has_classes: bool = True) -> list[str]:
-    """`fid,coverage` -> ["fid", "coverage"], each a registered objective this data gets."""
+def parse_objectives(text: str | None, is_points: bool, has_classes: bool = True, conditional: bool = False) -> list[str]:
+    """`fid,coverage` -> ["fid", "coverage"], each a registered objective this data (and
+    model: class_agreement needs a conditional one) gets."""
     if not text:
         return default_objective(is_points)
     names = [n.strip() for n in text.split(",") if n.strip()]
-    available = [n for n in scores_for(is_points, has_classes) if SCORES[n].objective]
+    available = [n for n in scores_for(is_points, has_classes, conditional) if SCORES[n].objective]
     for name in names:
         if name not in SCORES or not SCORES[name].objective:
             choices = ", ".join(n for n, s in SCORES.items() if s.objective)

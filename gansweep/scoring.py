@@ -12,6 +12,7 @@ from torch import nn
 
 from gansweep.config import TrainConfig
 from gansweep.data import Dataset, dataset_key
+from gansweep.models import ConditionalGenerator
 
 
 def default_cache_dir() -> Path:
@@ -66,13 +67,32 @@ def build_evaluator(cfg: TrainConfig, data: Dataset, device: torch.device):
     return Evaluator(real, settings, device)
 
 
-def score_generator(evaluator: Callable, g: nn.Module, z_dim: int, seed: int, device: torch.device) -> dict[str, Any]:
-    """Scores of G on samples from a noise stream fixed by the seed: every evaluation of a
-    run, and `gansweep eval` later, sees the same latent vectors."""
+def score_generator(
+    evaluator: Callable, g: nn.Module, z_dim: int, seed: int, device: torch.device, n: int | None = None,
+) -> dict[str, Any]:
+    """Scores of G on n samples (the evaluator's full count when None) from a noise stream
+    fixed by the seed: every evaluation of a run, and `gansweep eval` later, sees the same
+    latent vectors, an interim evaluation the first n of them.
+
+    A conditional G is asked for sample i in class i mod num_classes: balanced classes,
+    which the evaluator checks against what the digit classifier sees (class_agreement).
+    """
     stream = torch.Generator().manual_seed(seed + 2)
+    classes = g.num_classes if isinstance(g, ConditionalGenerator) else 0
+    drawn = 0
+
+    def generate(k: int) -> torch.Tensor:
+        nonlocal drawn
+        z = torch.randn(k, z_dim, generator=stream).to(device)
+        if not classes:
+            return g(z)
+        labels = (torch.arange(drawn, drawn + k) % classes).to(device)
+        drawn += k
+        return g(z, labels)
+
     g.eval()
     try:
         with torch.no_grad():
-            return evaluator(lambda n: g(torch.randn(n, z_dim, generator=stream).to(device)))
+            return evaluator(generate, n, classes)
     finally:
         g.train()

@@ -34,7 +34,7 @@ from gansweep.metrics.modes import (
 from gansweep.metrics.prdc import prdc, real_radii
 
 KINDS = ("image", "stacked", "mixture")
-CACHE_VERSION = 1  # bump when the recipe of the cached real statistics changes
+CACHE_VERSION = 2  # bump when the recipe of the cached real statistics changes
 SUBSET_SEED = 0  # picks the n_real real samples, from a private generator
 
 
@@ -123,13 +123,23 @@ class Evaluator:
         self.stats = self._real_stats()
         self.radii = real_radii(self.stats["features"].to(self.device), settings.pr_k, settings.dc_k, settings.batch_size)
 
-    def __call__(self, generate: Callable[[int], torch.Tensor]) -> dict[str, float | int | str]:
-        """Draw settings.n_samples from ``generate(n)`` in batches and score them (flat dict)."""
+    def __call__(
+        self, generate: Callable[[int], torch.Tensor], n: int | None = None, classes: int = 0,
+    ) -> dict[str, float | int | str]:
+        """Draw n samples (settings.n_samples when None, never more) from ``generate(n)`` in
+        batches and score them (flat dict; n_fake records the count).
+
+        classes > 0: a conditional generator was asked for sample i in class i mod classes;
+        on digits, class_agreement is the share the digit classifier puts in that class.
+        """
+        n = self.settings.n_samples if n is None else min(n, self.settings.n_samples)
+        if n <= max(self.settings.pr_k, self.settings.dc_k):
+            raise ConfigError(f"{n} samples: an evaluation needs more than pr_k and dc_k ({self.settings.pr_k}, {self.settings.dc_k})")
         if self.real.kind == "mixture":
-            return self._score_mixture(self._draw(generate))
+            return self._score_mixture(self._draw(generate, n))
 
         features, probs = [], []
-        for batch in self._batches(generate):
+        for batch in self._batches(generate, n):
             f, p = self._describe(batch)
             features.append(f)
             probs.append(p)
@@ -146,6 +156,9 @@ class Evaluator:
         }
         if self.digits is not None:
             scores.update(self._score_modes(torch.cat(probs)))
+            if classes and self.real.kind == "image":
+                asked = torch.arange(len(fake)) % classes
+                scores["class_agreement"] = (torch.cat(probs).argmax(dim=1) == asked).double().mean().item()
         # A digit network's FID on non-digit images (fashion_mnist) is not comparable with
         # published FIDs; the flag travels with the scores into the summary and the report.
         off_domain = isinstance(self.net, DigitNet) and not self.real.digit_classes
@@ -192,12 +205,12 @@ class Evaluator:
 
     # Generated samples ----------------------------------------------------------------
 
-    def _batches(self, generate: Callable[[int], torch.Tensor]):
-        """Yield settings.n_samples generated samples, batch by batch, checked."""
+    def _batches(self, generate: Callable[[int], torch.Tensor], total: int):
+        """Yield `total` generated samples, batch by batch, checked."""
         shape = tuple(self.real.samples.shape[1:])
-        for start in range(0, self.settings.n_samples, self.settings.batch_size):
-            n = min(self.settings.batch_size, self.settings.n_samples - start)
-            with torch.no_grad():
+        for start in range(0, total, self.settings.batch_size):
+            n = min(self.settings.batch_size, total - start)
+            with torch.inference_mode():
                 batch = generate(n)
             if tuple(batch.shape) != (n, *shape):
                 raise ConfigError(f"generator returned shape {tuple(batch.shape)} for n={n}; the data needs {(n, *shape)}")
@@ -205,8 +218,8 @@ class Evaluator:
                 raise DivergedError("generator produced non-finite samples during evaluation")
             yield batch
 
-    def _draw(self, generate: Callable[[int], torch.Tensor]) -> torch.Tensor:
-        return torch.cat([b.detach().cpu() for b in self._batches(generate)])
+    def _draw(self, generate: Callable[[int], torch.Tensor], total: int) -> torch.Tensor:
+        return torch.cat([b.detach().cpu() for b in self._batches(generate, total)])
 
     def _describe(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """CPU float32 features of a batch and, when modes are scored, class probabilities.

@@ -7,6 +7,8 @@ from typing import Callable, Protocol
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from gansweep.metrics.classifier import DigitCNN, load_digit_classifier
 from gansweep.metrics.inception import load_inception
@@ -51,13 +53,24 @@ class DigitNet:
         x = images.to(next(self.model.parameters()).device, torch.float32)
         if x.shape[-2:] != (DIGIT_SIZE, DIGIT_SIZE):
             x = F.interpolate(x, size=(DIGIT_SIZE, DIGIT_SIZE), mode="bilinear", antialias=True, align_corners=False)
-        return x
+        return x.contiguous(memory_format=torch.channels_last)
+
+
+def for_inference(model: DigitCNN) -> DigitCNN:
+    """The classifier with each BatchNorm folded into the conv before it, in channels-last
+    layout: the same function to float rounding (~1e-6), and several times faster on CPU,
+    where one evaluation featurises 10,000 images (BENCHMARKS.md)."""
+    for block in model.body:
+        if isinstance(block, nn.Sequential) and isinstance(block[1], nn.BatchNorm2d):
+            block[0] = fuse_conv_bn_eval(block[0], block[1])
+            block[1] = nn.Identity()
+    return model.to(memory_format=torch.channels_last)
 
 
 def load_digit_net(device: torch.device) -> DigitNet:
-    """The shipped digit classifier wrapped as a feature net."""
+    """The shipped digit classifier, ready for inference, wrapped as a feature net."""
     model, sha256 = load_digit_classifier(device)
-    return DigitNet(model, sha256)
+    return DigitNet(for_inference(model), sha256)
 
 
 FEATURE_NETS: dict[str, Callable[[torch.device], FeatureNet]] = {

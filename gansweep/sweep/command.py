@@ -120,7 +120,7 @@ def run_sweep(argv: list[str]) -> int:
         if key in CONFIG_GROUPS:
             for option in dist.choices:
                 to_train_config(compose_config(base_overrides + [f"{key}={option}"]))
-    objectives = parse_objectives(args.objective, base_cfg.data.is_points, base_cfg.data.has_digit_classes)
+    objectives = parse_objectives(args.objective, base_cfg.data.is_points, base_cfg.data.has_digit_classes, base_cfg.model.conditional)
     if not base_cfg.eval.enabled:
         raise ConfigError("eval.enabled=false: a sweep needs the scores; drop that override")
 

@@ -57,7 +57,10 @@ class DCGANConfig:
     ndf: int = 64  # discriminator width (channels of its first layer)
     d_norm: DNorm = DNorm.auto
     pack: int = 1  # PacGAN: D judges this many samples at once, stacked along channels
-    conditional: bool = False  # class-conditional G and D on labelled data (docs/models.md)
+    # Class-conditional G and D (docs/models.md): true, false, or auto (conf/config.yaml's
+    # default): conditional where the data has classes and pack is 1. Resolved to a bool
+    # before any run, so a run folder's config.yaml holds true or false.
+    conditional: Any = False
 
     def __post_init__(self) -> None:
         _require(self.z_dim >= 1, "model.z_dim", self.z_dim, "must be >= 1")
@@ -99,7 +102,10 @@ class MLPConfig:
     d_maxout: int = 1  # pieces per maxout unit in D's hidden layers; 1 = the plain activation
     init: Init = Init.pytorch
     pack: int = 1  # PacGAN: D judges this many samples at once, their features concatenated
-    conditional: bool = False  # class-conditional G and D on labelled data (docs/models.md)
+    # Class-conditional G and D (docs/models.md): true, false, or auto (conf/config.yaml's
+    # default): conditional where the data has classes and pack is 1. Resolved to a bool
+    # before any run, so a run folder's config.yaml holds true or false.
+    conditional: Any = False
 
     def __post_init__(self) -> None:
         _require(self.z_dim >= 1, "model.z_dim", self.z_dim, "must be >= 1")
@@ -195,7 +201,7 @@ class EvalConfig:
     # whose FID reads a little high (FID is biased upward at small counts); null = n_samples.
     interim_samples: Optional[int] = 2_000
     mixture_samples: int = 2_500  # generated points scored on ring8/grid25
-    batch_size: int = 500
+    batch_size: int = 250  # samples generated, and distance rows, at a time
     pr_k: int = 3  # neighbours for improved precision/recall
     dc_k: int = 5  # neighbours for density/coverage
     mode_threshold: float = 0.25  # a class counts as covered at this share of uniform
@@ -308,6 +314,10 @@ class TrainConfig:
         if self.stabilize.real_label != 1.0:
             _require(self.loss.name == "bce", "stabilize.real_label", self.stabilize.real_label,
                      f"label smoothing needs loss=bce (loss={self.loss.name} has no labels)")
+        conditional = self.model.conditional
+        _require(isinstance(conditional, bool) or conditional == "auto", "model.conditional", conditional, "choose true, false or auto (conditional where the data has classes)")
+        if conditional == "auto":  # a packed D mixes classes, so packing picks unconditional
+            self.model.conditional = self.data.num_classes is not None and self.model.pack == 1
         if self.model.conditional:
             _require(self.data.num_classes is not None, "model.conditional", True,
                      f"data={self.data.name} has no classes to condition on; use {', '.join(CLASSES)}, or model.conditional=false")

@@ -9,7 +9,7 @@ from dataclasses import replace
 from gansweep.config import from_yaml_file
 from gansweep.data import load_dataset
 from gansweep.errors import CheckpointError, ConfigError, RunFolderError
-from gansweep.models import build_models
+from gansweep.models import build_models, memory_layout
 from gansweep.progress import console
 from gansweep.rundir import RunFolder, now_iso
 from gansweep.scoring import build_evaluator, score_generator
@@ -46,12 +46,13 @@ def run_eval(argv: list[str]) -> int:
 
     device = pick_device(cfg.device)
     data = load_dataset(cfg.data, cfg.seed)
-    g, _ = build_models(cfg, tuple(data.samples.shape[1:]))
+    shape = tuple(data.samples.shape[1:])
+    g, _ = build_models(cfg, shape)
     try:
         g.load_state_dict(ckpt.get("g_ema", ckpt["g"]))  # with stabilize.ema, the average is what the run scored
     except (KeyError, RuntimeError) as exc:
         raise CheckpointError(f"{ckpt_path}: does not fit this run's model ({type(exc).__name__})") from None
-    g.to(device)
+    g.to(device, memory_format=memory_layout(shape))
 
     started = time.monotonic()
     scores = score_generator(build_evaluator(cfg, data, device), g, cfg.model.z_dim, cfg.seed, device)

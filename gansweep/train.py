@@ -27,7 +27,7 @@ from gansweep.config import Device, LrDecay, TrainConfig, to_yaml
 from gansweep.data import Dataset, load_dataset
 from gansweep.errors import CheckpointError, ConfigError, DataError, DivergedError
 from gansweep.losses import LOSSES, GanLoss, gradient_penalty
-from gansweep.models import build_models, conditioning
+from gansweep.models import build_models, conditioning, memory_layout
 from gansweep.progress import ProgressDisplay
 from gansweep.rundir import RunFolder, RunSummary, Status, StopKind, StopReason, SweepMembership, now_iso
 from gansweep.curves import save_run_curves
@@ -250,8 +250,7 @@ def flat_hparams(cfg: TrainConfig) -> dict[str, Any]:
 def build_nets(cfg: TrainConfig, sample_shape: tuple[int, ...], total: int, device: torch.device) -> Nets:
     """G, D, their Adam optimizers and lr schedules."""
     g, d = build_models(cfg, sample_shape)
-    # Images in channels-last layout: DCGAN's steps take ~20% less time on CPU (BENCHMARKS.md).
-    layout = torch.channels_last if len(sample_shape) == 3 else torch.preserve_format
+    layout = memory_layout(sample_shape)
     g, d = g.to(device, memory_format=layout), d.to(device, memory_format=layout)
     opt_g = torch.optim.Adam(g.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
     opt_d = torch.optim.Adam(d.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
@@ -285,9 +284,7 @@ def prepare_run(cfg: TrainConfig, device: torch.device, sweep: SweepMembership |
     torch.manual_seed(cfg.seed)
     cfg = resolve_auto(cfg)  # config.yaml names the feature net, so resume and eval use the same one
     data = load_dataset(cfg.data, cfg.seed)
-    samples = data.samples.to(device)
-    if samples.dim() == 4:
-        samples = samples.contiguous(memory_format=torch.channels_last)
+    samples = data.samples.to(device).contiguous(memory_format=memory_layout(tuple(data.samples.shape[1:])))
     total = plan_steps(cfg, len(data))
     when = Schedule(total, min(cfg.log_every, total), every(cfg.eval_every, total, 4), every(cfg.sample_every, total, 10), every(cfg.checkpoint_every, total, 10))
     nets = build_nets(cfg, tuple(samples.shape[1:]), total, device)

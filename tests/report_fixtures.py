@@ -32,7 +32,10 @@ EVALS = 4  # evaluations per run, as with eval_every=0
 def _group(group: str, option: str) -> dict[str, Any]:
     """The settings of conf/<group>/<option>.yaml, without its defaults list."""
     text = (importlib.resources.files("gansweep.conf") / group / f"{option}.yaml").read_text()
-    return {k: v for k, v in (yaml.safe_load(text) or {}).items() if k != "defaults"}
+    settings = yaml.safe_load(text) or {}
+    if "# @package _global_" in text:  # a group file that also sets top-level keys (model=dcgan)
+        settings = settings[group]
+    return {k: v for k, v in settings.items() if k != "defaults"}
 
 
 def train_config(model: str = "dcgan", data: str = "mnist", loss: str = "bce", *,
@@ -177,7 +180,7 @@ def write_sweep(root: Path, name: str, lrs: list[float], fids: list[Optional[flo
     sweep_dir = root / name
     stops = stops or [None] * len(lrs)
     for trial, (lr, fid, kind) in enumerate(zip(lrs, fids, stops)):
-        ngf = 32 * (1 + trial % 2)
+        ngf = 64 * (1 + trial % 2)  # 64 or 128: never the default 32 of the other runs
         coverage = round(0.9 - abs(math.log10(lr) + 3.7) * 0.3, 4)
         params = {"lr": lr, "model.ngf": ngf}
         membership = SweepMembership(name, trial, params, list(objectives), base_config=trial == 0)

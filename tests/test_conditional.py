@@ -115,9 +115,9 @@ def conditional_run(tmp_path_factory) -> Path:
 def test_a_conditional_run_scores_class_agreement_and_draws_one_row_per_class(conditional_run):
     summary = json.loads((conditional_run / "summary.json").read_text())
     assert 0.0 <= summary["scores"]["class_agreement"] <= 1.0
-    # Ten rows of eight 28-px images with make_grid's 2-px padding.
+    # Ten rows of eight 32-px images (mnist5k's default size) with make_grid's 2-px padding.
     with Image.open(conditional_run / "samples" / "step_0000006.png") as grid:
-        assert grid.size == (8 * 30 + 2, 10 * 30 + 2)
+        assert grid.size == (8 * 34 + 2, 10 * 34 + 2)
 
 
 def test_interim_evaluations_score_fewer_samples_and_the_last_the_full_count(conditional_run):

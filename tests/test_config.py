@@ -22,7 +22,7 @@ from gansweep.config import (
 )
 from gansweep.errors import ConfigError
 from gansweep.losses import LOSSES, gradient_penalty
-from gansweep.models import MODELS, build_models
+from gansweep.models import MODELS, build_models, conditioning
 from gansweep.config import compose_config
 from gansweep.train_command import override_variants
 
@@ -74,24 +74,31 @@ def test_every_combination_shrinks_to_one_training_step(model, data, loss):
     torch.manual_seed(0)
     g, d = build_models(cfg, _sample_shape(cfg))
     real = torch.rand(4, *_sample_shape(cfg)) * 2 - 1
-    fake = g(torch.randn(4, 4))
+    # model.conditional=auto: conditional exactly on the data with classes.
+    assert cfg.model.conditional == (data in ("mnist", "mnist5k", "fashion_mnist", "cifar10"))
+    cond = conditioning(torch.tensor([0, 1, 2, 9]) if cfg.model.conditional else None)
+    fake = g(torch.randn(4, 4), *cond)
     assert fake.shape == real.shape
     gan_loss = LOSSES[cfg.loss.name]
-    loss_d = gan_loss.d(d(real), d(fake.detach()))
+    loss_d = gan_loss.d(d(real, *cond), d(fake.detach(), *cond))
     if cfg.loss.name == "wgan_gp":
-        loss_d = loss_d + cfg.loss.gp_weight * gradient_penalty(d, real, fake.detach())
+        loss_d = loss_d + cfg.loss.gp_weight * gradient_penalty(d, real, fake.detach(), *cond)
     loss_d.backward()
-    gan_loss.g(d(fake)).backward()
+    gan_loss.g(d(fake, *cond)).backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in g.parameters())
 
 
 def test_defaults():
     cfg = compose()
     assert (cfg.model.name, cfg.data.name, cfg.loss.name) == ("dcgan", "mnist5k", "bce")
-    assert (cfg.lr, cfg.lr_g, cfg.lr_d, cfg.batch_size, cfg.beta1, cfg.beta2) == (2e-4, 2e-4, 2e-4, 64, 0.5, 0.999)
+    # The default run's recipe (README): DCGAN's own optimizer settings, 32 px, conditional.
+    assert (cfg.lr, cfg.lr_g, cfg.lr_d, cfg.batch_size, cfg.beta1, cfg.beta2) == (9.3e-4, 9.3e-4, 9.3e-4, 32, 0.57, 0.999)
     assert (cfg.steps, cfg.images, cfg.epochs, cfg.seed, cfg.lr_decay) == (None, None, 10.0, 0, LrDecay.none)
-    assert (cfg.model.z_dim, cfg.model.ngf, cfg.model.ndf) == (100, 64, 64)
-    assert (cfg.data.image_size, cfg.data.channels) == (28, 1)
+    assert (cfg.model.z_dim, cfg.model.ngf, cfg.model.ndf, cfg.model.conditional) == (100, 32, 32, True)
+    assert (cfg.data.image_size, cfg.data.channels) == (32, 1)
+    # The MLP keeps the schema's optimizer settings, and unlabelled data is unconditional.
+    mlp = compose("model=mlp", "data=ring8")
+    assert (mlp.lr, mlp.batch_size, mlp.beta1, mlp.model.conditional) == (2e-4, 64, 0.5, False)
 
 
 def test_group_files_set_their_own_values():

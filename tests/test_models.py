@@ -29,7 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def compose(*overrides: str) -> TrainConfig:
-    return to_train_config(compose_config(list(overrides)))
+    """The config these overrides compose, unconditional unless they say otherwise."""
+    return to_train_config(compose_config(["model.conditional=false", *overrides]))
 
 
 def linears(net: nn.Module) -> list[tuple[int, int, bool]]:

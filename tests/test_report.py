@@ -98,7 +98,7 @@ def test_one_row_per_run_with_summary_and_registry_columns(outputs: Path) -> Non
     assert result.config_columns == ["model.ngf"]
     assert "log_every" not in runs and "threads" not in runs and "model.name" not in runs
     by_run = runs.set_index("run")
-    assert tuple(by_run.loc["sweeps/lr/trial_0001", ["sweep", "trial", "model.ngf"]]) == ("lr", 1, 64)
+    assert tuple(by_run.loc["sweeps/lr/trial_0001", ["sweep", "trial", "model.ngf"]]) == ("lr", 1, 128)
     assert by_run.loc["runs/live", "status"] == "running"
     assert by_run.loc["runs/nan", "stop_reason"] == "diverged at step 300: non-finite loss"
     assert result.sweeps["lr"].params == ["lr", "model.ngf"] and result.sweeps["lr"].objectives == ["fid"]
@@ -136,7 +136,7 @@ def test_filter_and_group_by_numbers(outputs: Path) -> None:
     runs = load_runs([outputs]).runs
     kept = filter_runs(runs, "model == 'dcgan' and batch_size >= 64")
     assert sorted(kept["run"]) == ["runs/a", "runs/live", "runs/nan"] + [f"sweeps/lr/trial_000{i}" for i in range(4)]
-    kept = filter_runs(runs, "`model.ngf` == 32")
+    kept = filter_runs(runs, "`model.ngf` == 64")
     assert sorted(kept["trial"]) == [0, 2]
 
     groups = group_runs(runs, ["model"], "fid").set_index("model")

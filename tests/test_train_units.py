@@ -42,7 +42,7 @@ LN2 = math.log(2.0)
 
 @pytest.fixture(scope="module")
 def base() -> TrainConfig:
-    return to_train_config(compose_config([]))
+    return to_train_config(compose_config(["model.conditional=false"]))  # the plain G(z) and D(x)
 
 
 def budget(base: TrainConfig, steps=None, images=None, epochs=None, batch_size=64, n_critic=1) -> TrainConfig:
@@ -100,18 +100,19 @@ def test_every_uses_the_setting_or_spreads_events_over_the_run():
 def test_batches_show_every_sample_once_per_epoch_and_resume_exactly():
     samples = torch.arange(12.0)
     batches = Batches(samples, 4, torch.Generator().manual_seed(0))
-    epoch = torch.cat([batches.next() for _ in range(3)])
+    epoch = torch.cat([batches.next()[0] for _ in range(3)])
     assert sorted(epoch.tolist()) == samples.tolist()
     state = batches.state()
-    ahead = [batches.next() for _ in range(5)]
+    ahead = [batches.next()[0] for _ in range(5)]
     again = Batches(samples, 4, torch.Generator().manual_seed(99))
     again.load(state)
-    assert all(torch.equal(a, b) for a, b in zip(ahead, [again.next() for _ in range(5)]))
+    assert all(torch.equal(a, b) for a, b in zip(ahead, [again.next()[0] for _ in range(5)]))
 
 
 def test_batches_never_exceed_the_data_set():
     batches = Batches(torch.arange(3.0), 16, torch.Generator().manual_seed(0))
-    assert sorted(batches.next().tolist()) == [0.0, 1.0, 2.0]
+    samples, labels = batches.next()
+    assert sorted(samples.tolist()) == [0.0, 1.0, 2.0] and labels is None
 
 
 def test_grad_norm_is_the_l2_norm_over_all_parameters():
@@ -162,7 +163,7 @@ def test_dcgan_on_28_px_data_generates_28_px(base):
     g, d = build_models(base, (1, 28, 28))
     assert g(torch.randn(2, base.model.z_dim)).shape == (2, 1, 28, 28)
     convs = [m for m in g.modules() if isinstance(m, nn.ConvTranspose2d)]
-    assert [c.out_channels for c in convs] == [128, 64, 1]  # 7 -> 14 -> 28: two upsamplings, not four
+    assert [c.out_channels for c in convs] == [64, 32, 1]  # ngf 32: 7 -> 14 -> 28, two upsamplings, not four
 
 
 def test_dcgan_init_matches_radford(base):

@@ -21,7 +21,9 @@ from gansweep.data import load_dataset
 from gansweep.models import build_models
 
 # Small enough for a step in milliseconds on one CPU core; eval is tested elsewhere.
-TINY_DCGAN = ["model=dcgan", "data=mnist5k", "model.ngf=8", "model.ndf=8", "model.z_dim=8", "eval.enabled=false"]
+# The unconditional 28-px DCGAN; the default run's conditional one is tested in test_conditional.py.
+TINY_DCGAN = ["model=dcgan", "data=mnist5k", "data.image_size=28", "model.conditional=false", "model.ngf=8", "model.ndf=8",
+              "model.z_dim=8", "eval.enabled=false"]
 TINY_MLP = ["model=mlp", "data=ring8", "model.hidden=16", "model.z_dim=4", "eval.enabled=false"]
 
 SUMMARY_KEYS = (

@@ -52,7 +52,7 @@ class EvalSettings:
     """A digit class counts as covered with at least this share of uniform (0.25 / 10 = 2.5%)."""
     mixture_min_count: int = 10
     """HQ samples a mixture mode needs for modes_covered_min (10 of 2,500 is 10% of a grid25 mode's fair share)."""
-    batch_size: int = 500
+    batch_size: int = 250
     """Samples generated and featurised at a time."""
     cache_dir: Path = Path("~/.cache/gansweep").expanduser()
     """Where real-data statistics are cached, one file per (data, feature net, n_real)."""

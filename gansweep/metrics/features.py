@@ -14,6 +14,7 @@ from gansweep.metrics.classifier import DigitCNN, load_digit_classifier
 from gansweep.metrics.inception import load_inception
 
 DIGIT_SIZE = 28
+CHUNK = 100  # images per forward pass of the digit CNN
 
 
 class FeatureNet(Protocol):
@@ -34,7 +35,7 @@ class DigitNet:
     @torch.no_grad()
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """(N, 128) penultimate-layer features."""
-        return self.model.features(self._prepare(images))
+        return self._features(images)
 
     @torch.no_grad()
     def probs(self, images: torch.Tensor) -> torch.Tensor:
@@ -44,8 +45,13 @@ class DigitNet:
     @torch.no_grad()
     def features_and_probs(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Both of the above from one forward pass (eval mode: dropout is off)."""
-        feats = self.model.features(self._prepare(images))
+        feats = self._features(images)
         return feats, self.model.head(feats).softmax(dim=1)
+
+    def _features(self, images: torch.Tensor) -> torch.Tensor:
+        # In chunks: on CPU the convs run about twice as fast on 100 images as on 500.
+        x = self._prepare(images)
+        return torch.cat([self.model.features(part) for part in x.split(CHUNK)])
 
     def _prepare(self, images: torch.Tensor) -> torch.Tensor:
         if images.dim() != 4 or images.shape[1] != 1:

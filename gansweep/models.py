@@ -288,7 +288,7 @@ def with_spectral_norm(module: nn.Module) -> nn.Module:
 
 
 def memory_layout(sample_shape: tuple[int, ...]) -> torch.memory_format:
-    """Channels-last for images: DCGAN's steps take ~20% less time on CPU (BENCHMARKS.md).
+    """Channels-last for images: DCGAN's steps take 10-20% less time on CPU (BENCHMARKS.md).
     Training and `gansweep eval` use the same one, so they compute the same bits."""
     return torch.channels_last if len(sample_shape) == 3 else torch.contiguous_format
 

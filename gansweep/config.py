@@ -287,6 +287,7 @@ class TrainConfig:
     checkpoint_every: int = 0  # steps between checkpoints; 0 = ten times per run
     resume: Optional[str] = None  # a run folder to continue
     overwrite: bool = False  # replace the run already in hydra.run.dir (its files are deleted first)
+    tensorboard: bool = False  # also write TensorBoard events into the run folder (the [tensorboard] extra)
 
     def __post_init__(self) -> None:
         for key in ("lr", "lr_g", "lr_d"):

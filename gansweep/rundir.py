@@ -18,13 +18,16 @@ import socket
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import TYPE_CHECKING, Any, Iterable, Optional
 
 import yaml
 
 from gansweep.atomic import atomic_write, json_safe, write_json_atomic, write_text_atomic
 from gansweep.errors import CheckpointError, RunFolderError
 from gansweep.scores import SCORES
+
+if TYPE_CHECKING:
+    from gansweep.events import EventWriter
 
 SUMMARY = "summary.json"
 METRICS = "metrics.jsonl"
@@ -284,6 +287,7 @@ class RunFolder:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        self.events: Optional[EventWriter] = None  # TensorBoard mirror, opened by the trainer (tensorboard=true)
 
     @property
     def summary_path(self) -> Path:
@@ -393,11 +397,26 @@ class RunFolder:
         return summary
 
     def append_metrics(self, rows: Iterable[dict[str, Any]]) -> None:
-        """Append rows to metrics.jsonl (one JSON object per line)."""
+        """Append rows to metrics.jsonl (one JSON object per line), and to the TensorBoard
+        events when the run writes them."""
+        rows = list(rows)
         lines = "".join(json.dumps(json_safe(row)) + "\n" for row in rows)
         if lines:
             with open(self.metrics_path, "a") as fh:
                 fh.write(lines)
+        if self.events is not None:
+            self.events.rows(rows)
+
+    def sample_written(self, step: int) -> None:
+        """The sample picture of `step` is on disk: mirror it to the TensorBoard events."""
+        if self.events is not None:
+            self.events.picture(self.sample_path(step), step)
+
+    def close_events(self) -> None:
+        """Flush and close the TensorBoard events, if any."""
+        if self.events is not None:
+            self.events.close()
+            self.events = None
 
     def read_metrics(self) -> list[dict[str, Any]]:
         """Every row of metrics.jsonl; a torn last line is ignored, any other damage raised."""

@@ -26,6 +26,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from gansweep.config import Device, LrDecay, TrainConfig, to_yaml
 from gansweep.data import Dataset, load_dataset
 from gansweep.errors import CheckpointError, ConfigError, DataError, DivergedError
+from gansweep.events import EventWriter, require_tensorboard
 from gansweep.losses import LOSSES, GanLoss, gradient_penalty
 from gansweep.models import build_models, conditioning, memory_layout
 from gansweep.progress import ProgressDisplay
@@ -281,6 +282,8 @@ def prepare_run(cfg: TrainConfig, device: torch.device, sweep: SweepMembership |
     """Seed torch with the run's seed, then load the data onto the device, plan the
     budget and build models, optimizers, batches and the evaluator, in that order: the
     initial weights and the noise that follows depend on it."""
+    if cfg.tensorboard:
+        require_tensorboard()  # one line before any work, not a half-made folder
     torch.manual_seed(cfg.seed)
     cfg = resolve_auto(cfg)  # config.yaml names the feature net, so resume and eval use the same one
     data = load_dataset(cfg.data, cfg.seed)
@@ -458,6 +461,7 @@ def periodic_work(
     nets, n_train = parts.nets, len(parts.data)
     if sample_now:
         save_samples(nets.sampler, parts.fixed_z, parts.data, run.sample_path(step), f"step {step}", parts.fixed_y)
+        run.sample_written(step)
     if eval_now:
         # Interim evaluations score fewer images; the last one scores the full count.
         interim = parts.cfg.eval.interim_samples if step < parts.total and not parts.data.is_points else None
@@ -500,6 +504,8 @@ def open_run(
         summary = new_summary(cfg, run, total, device, sweep)
     summary.status, summary.stop_reason, summary.finished_at = Status.running, None, None
     run.write_summary(summary)
+    if cfg.tensorboard:
+        run.events = EventWriter(run.path, purge_step=at.step if resume else None)
     return at, summary, config_yaml
 
 
@@ -509,6 +515,7 @@ def finish_run(run: RunFolder, summary: RunSummary, reason: Optional[StopReason]
     summary.finished_at = now_iso() if summary.status.final else None
     record_progress(summary, at, n_train, wall)
     run.write_summary(summary)
+    run.close_events()
 
 
 def config_sha256(config_yaml: str) -> str:

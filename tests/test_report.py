@@ -267,18 +267,21 @@ def test_config_keys_that_do_not_apply_are_blank_and_never_differ(tmp_path: Path
 def test_provenance_flags_compare_only_runs_on_the_same_data(outputs: Path, tmp_path: Path) -> None:
     write_run(outputs / "runs" / "other_net", train_config(), image_scores(fid=10.0, feature_net_sha256="b" * 64))
     write_run(outputs / "runs" / "few", train_config(), image_scores(fid=12.0, n_fake=1000))
+    # A pruned run keeps its interim evaluation's scores, fewer samples by design: not a mismatch.
+    write_run(outputs / "runs" / "pruned", train_config(), image_scores(fid=90.0, n_fake=2000),
+              stop=StopReason(StopKind.pruned, 500, "worse than the median"))
     # A 2D run scores 2500 points, an image run 5000 samples: by design, not a mismatch.
     write_run(outputs / "runs" / "ring", train_config("mlp", "ring8"), mixture_scores())
     path = tmp_path / "runs.csv"
     code, out, err = report(str(outputs), "--csv", str(path))
     assert "runs on mnist were scored with 2 different values of feature_net_sha256" in err
-    assert f"{FEATURE_NET_SHA256[:12]}: 8 runs" in err
+    assert f"{FEATURE_NET_SHA256[:12]}: 9 runs" in err  # the pruned run counts here: same network
     assert "runs on mnist were scored with 2 different values of n_fake (5000: 8 runs, 1000: 1 run)" in err
     assert "ring8" not in err
     flags = pd.read_csv(path, keep_default_na=False).set_index("run")["flags"]
     assert flags["runs/other_net"] == "feature net differs"
     assert flags["runs/few"] == "n_fake differs"
-    assert (flags.drop(["runs/other_net", "runs/few"]) == "").all()
+    assert (flags.drop(["runs/other_net", "runs/few"]) == "").all()  # runs/pruned included
 
 
 def test_digit_network_scores_on_other_images_are_flagged(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from gansweep.rundir import Status
 from gansweep.scores import OFF_DOMAIN
 
 # Provenance column -> its name in flags ("feature net differs").
@@ -19,6 +20,10 @@ PROVENANCE_CHECKS = {
     "feature_net_sha256": "feature net",
     "n_fake": "n_fake",
 }
+# A run stopped before its budget (pruned, collapsed, ...) keeps the scores of its last
+# evaluation, an interim one, which scores eval.interim_samples by design; so sample
+# counts are compared among the runs scored at the end of their budget only.
+FINAL_ONLY = {"n_fake"}
 FLAGS_COLUMN = "flags"
 OFF_DOMAIN_FLAG = "digit-network scores"
 
@@ -45,7 +50,10 @@ def flag_mixed_scoring(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
         for column, words in PROVENANCE_CHECKS.items():
             if column not in group:
                 continue
-            values = group[column].dropna().map(_label)
+            compared = group
+            if column in FINAL_ONLY and "status" in group:
+                compared = group[group["status"] == Status.completed.value]
+            values = compared[column].dropna().map(_label)
             counts = values.value_counts()
             if len(counts) < 2:
                 continue

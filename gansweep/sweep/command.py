@@ -19,6 +19,7 @@ from gansweep.health import OVERPOWER_PATIENCE
 from gansweep.progress import console
 from gansweep.scores import format_score, parse_objectives
 from gansweep.sweep.driver import WorkerSpec, connect, run_worker, worker_process
+from gansweep.sweep.launcher import JOBS_DIR, LAUNCHERS, JobResources, submit_workers, wait_for_jobs
 from gansweep.sweep.live import LiveView
 from gansweep.sweep.outputs import write_outputs
 from gansweep.sweep.space import (
@@ -47,6 +48,7 @@ Examples:
   gansweep sweep --trials 40 --objective fid,coverage --space sweeps/dcgan_mnist.yaml --name dcgan-lr
   gansweep sweep --trials 50 --workers 2
   gansweep sweep --trials 32 --population 16 model=mlp data=grid25
+  gansweep sweep --trials 100 --workers 8 --launcher slurm --partition gpu --gpus-per-job 1 --storage postgresql://...
 """
 
 
@@ -72,6 +74,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=None, help="seconds after which no new trial starts")
     p.add_argument("--seed", type=int, default=0, help="sampler seed (default 0)")
     p.add_argument("--dir", default="outputs/sweeps", help="where sweep folders go (default outputs/sweeps)")
+    jobs = p.add_argument_group("cluster jobs (--launcher slurm, or local to try it on this machine; needs the [slurm] extra)")
+    jobs.add_argument("--launcher", default="processes", choices=LAUNCHERS,
+                      help="processes (default): --workers processes here; slurm: --workers SLURM jobs via submitit; local: the same jobs as local processes")
+    jobs.add_argument("--partition", default=None, help="SLURM partition of each job")
+    jobs.add_argument("--time-min", type=int, default=JobResources.time_min, help="time limit of each job in minutes (default 240)")
+    jobs.add_argument("--gpus-per-job", type=int, default=JobResources.gpus, help="GPUs of each job (default 0)")
+    jobs.add_argument("--cpus-per-job", type=int, default=JobResources.cpus, help="CPU cores of each job (default 4)")
+    jobs.add_argument("--mem-gb", type=float, default=JobResources.mem_gb, help="memory of each job in GB (default 16)")
     p.add_argument("overrides", nargs="*", help="Hydra overrides of the base config, e.g. model=mlp data=grid25 epochs=20")
     return p
 
@@ -107,6 +117,8 @@ def run_sweep(argv: list[str]) -> int:
         raise ConfigError(f"--population {args.population}: must be >= 1")
     if args.timeout is not None and args.timeout <= 0:
         raise ConfigError(f"--timeout {args.timeout}: must be a number of seconds > 0")
+    resources = JobResources(args.partition, args.time_min, args.gpus_per_job, args.cpus_per_job, args.mem_gb)
+    resources.check()
 
     # Check the base config, the data and the space before any trial.
     source, space_text = space_file(args.space)
@@ -155,7 +167,12 @@ def run_sweep(argv: list[str]) -> int:
     with LiveView(study, objectives, args.trials) as live:
         live.refresh()
         try:
-            if args.workers == 1:
+            if args.launcher != "processes":
+                jobs = submit_workers(spec, args.workers, args.launcher, resources)
+                console.print(f"submitted {len(jobs)} {args.launcher} job(s): {', '.join(str(j.job_id) for j in jobs)}; "
+                              f"logs in {sweep_dir / JOBS_DIR}")
+                stop = wait_for_jobs(jobs, live.refresh, sweep_dir / JOBS_DIR)
+            elif args.workers == 1:
                 stop = run_worker(spec, on_outcome=lambda outcome: live.refresh())
             else:
                 stop = _run_processes(spec, args.workers, live)

@@ -13,6 +13,7 @@ import yaml
 
 from gansweep.sweep.study import StudySpec, make_pruner, open_study, with_driver
 
+from dashboard_client import dashboard_studies
 from postgres_server import postgres_cluster
 from train_helpers import subprocess_env
 
@@ -52,6 +53,13 @@ def test_two_machines_started_at_once_finish_the_trial_count_once(tmp_path: Path
     completed = [t.params["lr"] for t in finished if t.state == optuna.trial.TrialState.COMPLETE]
     assert all(any(lr == pytest.approx(c) for c in completed) for lr in lrs)
     assert lrs[-1] == pytest.approx(study.best_trial.params["lr"])
+
+
+def test_the_dashboard_lists_the_shared_study_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
+    assert _machine(postgres_url, tmp_path / "c", 1).wait(timeout=600) == 0  # the study exists, whichever test ran first
+    count = len(optuna.load_study(study_name="shared", storage=with_driver(postgres_url)).trials)
+    # The URL with its driver, as README shows it for optuna-dashboard.
+    assert dashboard_studies(with_driver(postgres_url)) == {"shared": count}
 
 
 def test_a_study_half_created_by_another_machine_is_joined_not_refused(tmp_path: Path) -> None:

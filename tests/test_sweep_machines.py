@@ -3,11 +3,16 @@ study on a real PostgreSQL server, started at the same instant."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import optuna
+import pandas as pd
 import pytest
 import yaml
 
@@ -26,9 +31,9 @@ def postgres_url():
         yield url
 
 
-def _machine(url: str, out: Path, trials: int) -> subprocess.Popen:
-    args = ["sweep", "--trials", str(trials), "--name", "shared", "--storage", url, "--dir", str(out),
-            "--sampler", "random", *TINY, "threads=1"]
+def _machine(url: str, out: Path, trials: int, name: str = "shared", extra: tuple[str, ...] | list[str] = ()) -> subprocess.Popen:
+    args = ["sweep", "--trials", str(trials), "--name", name, "--storage", url, "--dir", str(out),
+            "--sampler", "random", *TINY, "threads=1", *extra]
     return subprocess.Popen([sys.executable, "-m", "gansweep", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=subprocess_env())
 
@@ -55,11 +60,47 @@ def test_two_machines_started_at_once_finish_the_trial_count_once(tmp_path: Path
     assert lrs[-1] == pytest.approx(study.best_trial.params["lr"])
 
 
+def test_a_trial_killed_on_one_machine_is_retried_on_the_other_and_its_folder_settled(tmp_path: Path, postgres_url: str) -> None:
+    long = ["steps=600"]  # long enough to be killed mid-trial, after its first checkpoint (step 60)
+    first = _machine(postgres_url, tmp_path / "a", 2, "killed", long)
+    checkpoint = tmp_path / "a" / "killed" / "trial_0000" / "checkpoints" / "last.pt"
+    deadline = time.monotonic() + 120
+    while not checkpoint.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert checkpoint.exists(), first.communicate()[1]
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait()
+    # Machine b sees trial 0's worker gone (same host, dead pid), fails it and retries it.
+    # Its folder is on machine a, so the retry starts from scratch and says why.
+    second = _machine(postgres_url, tmp_path / "b", 2, "killed", long)
+    out, err = second.communicate(timeout=600)
+    assert second.returncode == 0, err
+    study = optuna.load_study(study_name="killed", storage=with_driver(postgres_url))
+    states = {t.number: t.state.name for t in study.trials}
+    assert states == {0: "FAIL", 1: "COMPLETE", 2: "COMPLETE"}  # exactly 2 finished, none twice
+    retry = pd.read_csv(tmp_path / "b" / "killed" / "trials.csv").set_index("trial").loc[1]
+    assert retry["retry_of"] == 0
+    assert retry["retry_from"] == f"scratch: trial 0's folder is not under {tmp_path / 'b' / 'killed'} (a --dir shared by all machines resumes it)"
+    assert (tmp_path / "b" / "killed" / "best.yaml").is_file()
+    # Machine a comes back: its abandoned folder is marked failed, and it writes best.yaml too.
+    third = _machine(postgres_url, tmp_path / "a", 2, "killed", long)
+    out, err = third.communicate(timeout=600)
+    assert third.returncode == 0, err
+    summary = json.loads((tmp_path / "a" / "killed" / "trial_0000" / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["stop_reason"]["detail"] == "worker stopped mid-trial; retried as trial 1"
+    assert (tmp_path / "a" / "killed" / "best.yaml").is_file()
+    # The report over both machines' folders: no ghost running trial.
+    report = subprocess.run([sys.executable, "-m", "gansweep", "report", str(tmp_path / "a"), str(tmp_path / "b"), "--csv", str(tmp_path / "r.csv")],
+                            capture_output=True, text=True, env=subprocess_env(), timeout=120)
+    assert report.returncode == 0, report.stderr
+    assert sorted(pd.read_csv(tmp_path / "r.csv")["status"]) == ["completed", "completed", "failed"]
+
+
 def test_the_dashboard_lists_the_shared_study_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
     assert _machine(postgres_url, tmp_path / "c", 1).wait(timeout=600) == 0  # the study exists, whichever test ran first
     count = len(optuna.load_study(study_name="shared", storage=with_driver(postgres_url)).trials)
     # The URL with its driver, as README shows it for optuna-dashboard.
-    assert dashboard_studies(with_driver(postgres_url)) == {"shared": count}
+    assert dashboard_studies(with_driver(postgres_url))["shared"] == count  # other tests' studies share the server
 
 
 def test_a_study_half_created_by_another_machine_is_joined_not_refused(tmp_path: Path) -> None:

@@ -39,7 +39,9 @@ from gansweep.sweep.study import (
     running_trials,
 )
 from gansweep.population import MemberResult, MemberSpec, population_blocker, shape_key, train_population
-from gansweep.sweep.trial import TrialOutcome, TrialPlan, TrialRun, conclude_trial, prepare_trial, train_alone, trial_dir
+from gansweep.sweep.trial import (
+    TrialOutcome, TrialPlan, TrialRun, conclude_trial, prepare_trial, settle_abandoned_folders, train_alone, trial_dir,
+)
 
 
 @dataclass
@@ -69,6 +71,7 @@ def connect(spec: WorkerSpec) -> optuna.Study:
     # with the same --seed must not sample the same parameters again.
     seed = worker_seed(spec.seed, spec.worker_index, len(study.trials))
     study.sampler = make_sampler(spec.sampler, seed, spec.space, len(spec.study.objectives))
+    settle_abandoned_folders(study, spec.plan.sweep_dir)
     return study
 
 

@@ -40,6 +40,7 @@ def trials_frame(study: optuna.Study, sweep_dir: Path, objectives: list[str]) ->
         row["reason"] = str(reason) if reason else None
         row["base_config"] = bool(t.user_attrs.get("base_config"))
         row["retry_of"] = t.user_attrs.get("retry_of")
+        row["retry_from"] = t.user_attrs.get("retry_from")
         row["worker"] = f"{t.user_attrs['host']}:{t.user_attrs['pid']}" if "pid" in t.user_attrs else None
         row["folder"] = trial_dir(sweep_dir, t.number).name
         rows.append(row)

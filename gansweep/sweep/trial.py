@@ -78,6 +78,28 @@ def _take_over(stale_dir: Path, new_dir: Path, membership: SweepMembership) -> b
     return True
 
 
+def settle_abandoned_folders(study: optuna.Study, sweep_dir: Path) -> list[int]:
+    """Mark failed the trial folders under sweep_dir that a stopped worker left `running`
+    after the study failed their trial as stale (and retried it, maybe on another
+    machine), so no report shows them running forever. Returns their trial numbers."""
+    trials = study.get_trials(deepcopy=False)
+    retried_as = {t.user_attrs["retry_of"]: t.number for t in trials if "retry_of" in t.user_attrs}
+    settled = []
+    for t in trials:
+        if t.state != optuna.trial.TrialState.FAIL:
+            continue
+        run = RunFolder(trial_dir(sweep_dir, t.number))
+        summary = run.read_summary()
+        if summary is None or summary.status is not Status.running or run.running_elsewhere():
+            continue
+        retry = retried_as.get(t.number)
+        detail = "worker stopped mid-trial" + (f"; retried as trial {retry}" if retry is not None else "")
+        summary.stop(StopReason(StopKind.failed, summary.steps, detail))
+        run.write_summary(summary)
+        settled.append(t.number)
+    return settled
+
+
 @dataclass
 class TrialRun:
     """A trial turned into a training run: what `train` (or a population) gets."""
@@ -104,7 +126,13 @@ def prepare_trial(plan: TrialPlan, study: optuna.Study, trial: optuna.trial.Tria
     )
     prepared.overrides = plan.base_overrides + param_overrides(params)
     prepared.cfg = cfg = to_train_config(compose_config(prepared.overrides))
-    prepared.resume = retry_of is not None and _take_over(trial_dir(plan.sweep_dir, retry_of), prepared.out_dir, prepared.membership)
+    if retry_of is not None:
+        stale_dir = trial_dir(plan.sweep_dir, retry_of)
+        prepared.resume = stale_dir.is_dir() and _take_over(stale_dir, prepared.out_dir, prepared.membership)
+        # Stated in trials.csv: a retry resumes only where the stale trial's folder is reachable.
+        trial.set_user_attr("retry_from", "checkpoint" if prepared.resume else (
+            "scratch: no checkpoint in its folder" if stale_dir.is_dir()
+            else f"scratch: trial {retry_of}'s folder is not under {plan.sweep_dir} (a --dir shared by all machines resumes it)"))
     probabilities = LOSSES[cfg.loss.name].probabilities
     health = HealthWatch(plan.objectives[0], probabilities, prepared.membership.base_config) if plan.early_stop else None
     prepared.hooks = TrialStopper(trial, study, plan.objectives, health, plan.prune, cfg.eval_every).hooks()

@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 
@@ -49,7 +50,7 @@ def losses(run: Path) -> list[tuple[int, float, float]]:
     return [(r["step"], r["loss_d"], r["loss_g"]) for r in train_rows(run)]
 
 
-def kill_when(proc: subprocess.Popen, ready: callable, delay: float) -> None:
+def kill_when(proc: subprocess.Popen, ready: Callable[[], bool], delay: float) -> None:
     """SIGKILL `proc` `delay` seconds after `ready()` first holds."""
     while not ready():
         if proc.poll() is not None:
@@ -73,7 +74,7 @@ def killed_runs(root: Path, kills: int, rng: random.Random) -> dict[str, str]:
         logged = train_rows(run)[-1]["step"] if (run / "metrics.jsonl").exists() else 0
         checkpoint = json.loads((run / "summary.json").read_text())["steps"]  # written with every checkpoint
         lost.append(max(0, logged - checkpoint))
-        out, err = gansweep("train", f"resume={run}").communicate()
+        gansweep("train", f"resume={run}").communicate()
         identical += losses(run) == expected
     return {"runs killed (SIGKILL at a random moment after the first checkpoint) and resumed": f"{kills}",
             "steps lost per kill (logged before the kill minus the last checkpoint)": f"{min(lost)}-{max(lost)} (checkpoints every 25 steps)",
@@ -129,7 +130,7 @@ def concurrent_runs(root: Path, n: int = 4) -> dict[str, str]:
     procs = [gansweep("train", *RUN, "steps=20", cwd=root) for _ in range(n)]
     outs = [p.communicate()[0] for p in procs]
     folders = {line.split("run folder: ", 1)[1].strip() for out in outs for line in out.splitlines() if line.startswith("run folder: ")}
-    return {f"runs started at the same instant, default folder names": f"{n}", "distinct run folders": f"{len(folders)} of {n}"}
+    return {"runs started at the same instant, default folder names": f"{n}", "distinct run folders": f"{len(folders)} of {n}"}
 
 
 def main() -> None:

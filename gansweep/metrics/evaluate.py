@@ -155,10 +155,11 @@ class Evaluator:
             "coverage": quality.coverage,
         }
         if self.digits is not None:
-            scores.update(self._score_modes(torch.cat(probs)))
+            all_probs = torch.cat(probs)
+            scores.update(self._score_modes(all_probs))
             if classes and self.real.kind == "image":
                 asked = torch.arange(len(fake)) % classes
-                scores["class_agreement"] = (torch.cat(probs).argmax(dim=1) == asked).double().mean().item()
+                scores["class_agreement"] = (all_probs.argmax(dim=1) == asked).double().mean().item()
         # A digit network's FID on non-digit images (fashion_mnist) is not comparable with
         # published FIDs; the flag travels with the scores into the summary and the report.
         off_domain = isinstance(self.net, DigitNet) and not self.real.digit_classes

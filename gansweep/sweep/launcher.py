@@ -40,11 +40,6 @@ class JobResources:
             raise ConfigError(f"--gpus-per-job {self.gpus}: must be >= 0")
 
 
-def worker_job(spec: WorkerSpec) -> str:
-    """What a submitted job runs: one worker loop; returns why it stopped."""
-    return run_worker(spec)
-
-
 def submit_workers(spec: WorkerSpec, workers: int, launcher: str, resources: JobResources) -> list[Any]:
     """Submit `workers` worker jobs (worker indices 0..N-1) and return submitit's jobs."""
     try:
@@ -60,7 +55,8 @@ def submit_workers(spec: WorkerSpec, workers: int, launcher: str, resources: Job
     if resources.partition:
         params["slurm_partition"] = resources.partition
     executor.update_parameters(**params)
-    return [executor.submit(worker_job, replace(spec, worker_index=i)) for i in range(workers)]
+    # Each job runs one worker loop and returns why it stopped.
+    return [executor.submit(run_worker, replace(spec, worker_index=i)) for i in range(workers)]
 
 
 def wait_for_jobs(jobs: list[Any], on_poll: Callable[[], None], folder: Path) -> str:

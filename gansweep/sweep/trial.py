@@ -63,8 +63,7 @@ def _take_over(stale_dir: Path, new_dir: Path, membership: SweepMembership) -> b
     stale = RunFolder(stale_dir)
     summary = stale.read_summary()
     if summary is not None:
-        summary.stop(StopReason(StopKind.failed, summary.steps, f"worker stopped mid-trial; retried as trial {membership.trial}"))
-        stale.write_summary(summary)
+        _mark_abandoned(stale, summary, membership.trial)
     if not stale.last_checkpoint.exists():
         return False
     if new_dir.exists():
@@ -92,12 +91,16 @@ def settle_abandoned_folders(study: optuna.Study, sweep_dir: Path) -> list[int]:
         summary = run.read_summary()
         if summary is None or summary.status is not Status.running or run.running_elsewhere():
             continue
-        retry = retried_as.get(t.number)
-        detail = "worker stopped mid-trial" + (f"; retried as trial {retry}" if retry is not None else "")
-        summary.stop(StopReason(StopKind.failed, summary.steps, detail))
-        run.write_summary(summary)
+        _mark_abandoned(run, summary, retried_as.get(t.number))
         settled.append(t.number)
     return settled
+
+
+def _mark_abandoned(run: RunFolder, summary: RunSummary, retried_as: Optional[int]) -> None:
+    """Record a trial run whose worker stopped mid-trial as failed, naming its retry."""
+    detail = "worker stopped mid-trial" + (f"; retried as trial {retried_as}" if retried_as is not None else "")
+    summary.stop(StopReason(StopKind.failed, summary.steps, detail))
+    run.write_summary(summary)
 
 
 @dataclass

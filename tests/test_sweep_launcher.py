@@ -11,6 +11,7 @@ import pytest
 from train_helpers import gansweep_process
 
 from gansweep.cli import main
+from gansweep.sweep import launcher
 
 TINY = ["model=mlp", "data=ring8", "data.std=0.1", "steps=40", "model.hidden=32", "eval.mixture_samples=300", "log_every=10"]
 
@@ -39,6 +40,15 @@ def test_without_submitit_the_launcher_is_one_line(tmp_path: Path, monkeypatch, 
     assert code == 2
     assert capsys.readouterr().err.strip().splitlines() == [
         "error: --launcher slurm: submitit is not installed; pip install 'gansweep[slurm]'"]
+
+
+def test_slurm_where_there_is_none_is_one_line_and_creates_nothing(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(launcher.shutil, "which", lambda name: None)  # no srun on this machine
+    assert main(["sweep", "--dir", str(tmp_path), "--launcher", "slurm", "--trials", "1", "--name", "x", *TINY]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "error: --launcher slurm: no SLURM here (srun is not on PATH); run the sweep on the cluster's login node, "
+        "or try it on this machine with --launcher local"]
+    assert not any(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize("flag, value, message", [

@@ -19,7 +19,7 @@ from gansweep.health import OVERPOWER_PATIENCE
 from gansweep.progress import console
 from gansweep.scores import format_score, parse_objectives
 from gansweep.sweep.driver import WorkerSpec, connect, run_worker, worker_process
-from gansweep.sweep.launcher import JOBS_DIR, LAUNCHERS, JobResources, submit_workers, wait_for_jobs
+from gansweep.sweep.launcher import JOBS_DIR, LAUNCHERS, JobResources, require_launcher, submit_workers, wait_for_jobs
 from gansweep.sweep.live import LiveView
 from gansweep.sweep.outputs import write_outputs
 from gansweep.sweep.space import (
@@ -119,6 +119,7 @@ def run_sweep(argv: list[str]) -> int:
         raise ConfigError(f"--timeout {args.timeout}: must be a number of seconds > 0")
     resources = JobResources(args.partition, args.time_min, args.gpus_per_job, args.cpus_per_job, args.mem_gb)
     resources.check()
+    require_launcher(args.launcher)
 
     # Check the base config, the data and the space before any trial.
     source, space_text = space_file(args.space)

@@ -9,6 +9,7 @@ processes on this machine: the same path as SLURM without a cluster (what CI tes
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -40,12 +41,23 @@ class JobResources:
             raise ConfigError(f"--gpus-per-job {self.gpus}: must be >= 0")
 
 
-def submit_workers(spec: WorkerSpec, workers: int, launcher: str, resources: JobResources) -> list[Any]:
-    """Submit `workers` worker jobs (worker indices 0..N-1) and return submitit's jobs."""
+def require_launcher(launcher: str) -> None:
+    """Raise ConfigError, before a sweep creates anything, where the launcher cannot run here."""
+    if launcher == "processes":
+        return
     try:
-        import submitit
+        import submitit  # noqa: F401
     except ImportError:
         raise ConfigError(f"--launcher {launcher}: submitit is not installed; pip install 'gansweep[slurm]'") from None
+    if launcher == "slurm" and shutil.which("srun") is None:  # what submitit looks for
+        raise ConfigError("--launcher slurm: no SLURM here (srun is not on PATH); run the sweep on the cluster's "
+                          "login node, or try it on this machine with --launcher local")
+
+
+def submit_workers(spec: WorkerSpec, workers: int, launcher: str, resources: JobResources) -> list[Any]:
+    """Submit `workers` worker jobs (worker indices 0..N-1) and return submitit's jobs."""
+    import submitit
+
     folder = spec.plan.sweep_dir / JOBS_DIR
     executor = submitit.AutoExecutor(folder=folder, cluster="slurm" if launcher == "slurm" else "local")
     params: dict[str, Any] = {
@@ -56,7 +68,12 @@ def submit_workers(spec: WorkerSpec, workers: int, launcher: str, resources: Job
         params["slurm_partition"] = resources.partition
     executor.update_parameters(**params)
     # Each job runs one worker loop and returns why it stopped.
-    return [executor.submit(run_worker, replace(spec, worker_index=i)) for i in range(workers)]
+    try:
+        return [executor.submit(run_worker, replace(spec, worker_index=i)) for i in range(workers)]
+    except Exception as exc:  # the scheduler refused (sbatch: bad partition, limits, ...)
+        lines = str(exc).strip().splitlines()
+        raise SweepError(f"--launcher {launcher}: submitting failed ({lines[-1] if lines else type(exc).__name__}); "
+                         f"details in {folder}") from None
 
 
 def wait_for_jobs(jobs: list[Any], on_poll: Callable[[], None], folder: Path) -> str:

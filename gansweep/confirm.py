@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import multiprocessing
 import shutil
 import statistics
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 import pandas as pd
 from rich.table import Table
@@ -52,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("sweep_dir", help="a sweep folder (as printed at the end of gansweep sweep)")
     p.add_argument("--top", type=int, default=3, help="how many of the best completed trials to retrain (default 3)")
     p.add_argument("--seeds", type=int, default=5, help="new seeds per trial (default 5)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="retrainings at once on this machine, each a process (CPU threads are split between them)")
     return p
 
 
@@ -129,11 +133,21 @@ def summarize(runs: dict[int, list[RunSummary]], objective: str, sweep_values: d
     return frame.reset_index(drop=True)
 
 
+def _run_all(jobs: list[tuple[Candidate, int, Path]], workers: int) -> Iterator[RunSummary]:
+    """The summaries of the jobs' retrainings, in the jobs' order: here one by one, or in
+    ``workers`` spawned processes (a fresh torch each, like sweep workers)."""
+    if workers == 1:
+        yield from (run_confirmation(*job) for job in jobs)
+        return
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield from pool.map(run_confirmation, *zip(*jobs))
+
+
 def run_confirm(argv: list[str]) -> int:
     """Run `gansweep confirm ARGV`; returns the exit code."""
     args = build_parser().parse_args(argv)
-    if args.top < 1 or args.seeds < 1:
-        raise ConfigError(f"--top {args.top} --seeds {args.seeds}: both must be >= 1")
+    if args.top < 1 or args.seeds < 1 or args.workers < 1:
+        raise ConfigError(f"--top {args.top} --seeds {args.seeds} --workers {args.workers}: each must be >= 1")
     sweep_dir = Path(args.sweep_dir)
     if not sweep_dir.is_dir():
         raise ConfigError(f"{sweep_dir}: no such sweep folder")
@@ -141,16 +155,14 @@ def run_confirm(argv: list[str]) -> int:
     seeds = confirmation_seeds(args.seeds)
     console.print(f"confirming trials {', '.join(str(c.number) for c in candidates)} by {objective} with seeds {seeds[0]}..{seeds[-1]}")
 
+    jobs = [(c, seed, sweep_dir / CONFIRM_DIR / f"trial_{c.number:04d}_seed_{seed}") for c in candidates for seed in seeds]
     runs: dict[int, list[RunSummary]] = {}
-    for candidate in candidates:
-        for seed in seeds:
-            out = sweep_dir / CONFIRM_DIR / f"trial_{candidate.number:04d}_seed_{seed}"
-            summary = run_confirmation(candidate, seed, out)
-            if summary is None:
-                raise RunFolderError(f"{out}: the run left no summary")
-            runs.setdefault(candidate.number, []).append(summary)
-            shown = format_score(objective, summary.scores.get(objective))
-            console.print(f"trial {candidate.number} seed {seed}: {summary.status.value}, {objective} {shown}", markup=False)
+    for (candidate, seed, out), summary in zip(jobs, _run_all(jobs, args.workers)):
+        if summary is None:
+            raise RunFolderError(f"{out}: the run left no summary")
+        runs.setdefault(candidate.number, []).append(summary)
+        shown = format_score(objective, summary.scores.get(objective))
+        console.print(f"trial {candidate.number} seed {seed}: {summary.status.value}, {objective} {shown}", markup=False)
 
     frame = summarize(runs, objective, {c.number: c.summary.scores.get(objective) for c in candidates})
     write_text_atomic(sweep_dir / CONFIRM_CSV, frame.to_csv(index=False))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import statistics
 from pathlib import Path
 
@@ -10,7 +12,7 @@ import pytest
 
 from gansweep.cli import main
 from gansweep.confirm import SEED_BASE
-from gansweep.rundir import RunFolder, Status
+from gansweep.rundir import CLAIM, RunFolder, Status
 
 TINY = ["model=mlp", "data=ring8", "data.std=0.2", "model.hidden=16", "model.z_dim=4", "steps=100", "log_every=10",
         "eval.mixture_samples=300", "threads=1"]
@@ -52,6 +54,19 @@ def test_a_rerun_reuses_finished_confirmations(sweep_dir: Path) -> None:
     before = (folder / "summary.json").read_text()
     assert main(["confirm", str(sweep_dir), "--top", "1", "--seeds", "1"]) == 0
     assert (folder / "summary.json").read_text() == before
+
+
+def test_two_workers_train_the_seeds_in_two_processes(sweep_dir: Path) -> None:
+    assert main(["confirm", str(sweep_dir), "--top", "1", "--seeds", "6", "--workers", "2"]) == 0
+    frame = pd.read_csv(sweep_dir / "confirm.csv")
+    assert frame["seeds"].tolist() == [6] and frame["completed"].tolist() == [6]
+    trial = int(frame["trial"][0])
+    folders = [sweep_dir / "confirm" / f"trial_{trial:04d}_seed_{SEED_BASE + i}" for i in range(6)]
+    assert [RunFolder(f).read_summary().seed for f in folders] == [SEED_BASE + i for i in range(6)]
+    # Seeds 1000 and 1001 were trained by the first test; four new trainings keep both
+    # workers busy well past the other's start-up.
+    pids = {json.loads((f / CLAIM).read_text())["pid"] for f in folders[2:]}
+    assert len(pids) == 2 and os.getpid() not in pids
 
 
 def test_a_folder_without_completed_trials_is_one_line(tmp_path: Path, capsys) -> None:

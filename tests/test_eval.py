@@ -39,6 +39,21 @@ def test_a_short_dcgan_run_records_every_score_with_its_provenance(scored_run: P
     assert best["step"] == summary["best_fid_step"] and best["fid"] == pytest.approx(summary["best_fid"])
 
 
+def test_digit_network_scores_of_non_digit_images_are_marked_in_the_summary(tmp_path: Path) -> None:
+    """fashion_mnist offline (and any folder of images scored with digit_cnn) gets the
+    digit network's FID; the summary says so, so nobody compares it with published FIDs."""
+    from gansweep.scores import OFF_DOMAIN
+    from train_helpers import write_images
+
+    images = tmp_path / "images"
+    write_images(images, [f"{i}.png" for i in range(40)], size=(28, 28), mode="L")
+    run = tmp_path / "run"
+    assert main(["train", f"hydra.run.dir={run}", *TINY_DCGAN, "data=folder", f"data.root={images}", "data.image_size=28",
+                 "data.channels=1", "data.feature_net=digit_cnn", "eval.n_samples=40"]) == 0
+    provenance = json.loads((run / "summary.json").read_text())["provenance"]
+    assert provenance["feature_net"] == "digit_cnn" and provenance["feature_domain"] == OFF_DOMAIN
+
+
 def test_gansweep_eval_reproduces_the_final_scores(scored_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
     before = json.loads((scored_run / "summary.json").read_text())
     assert main(["eval", str(scored_run)]) == 0

@@ -1,4 +1,5 @@
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -49,6 +50,29 @@ MEASURED = {
 def test_each_generator_scores_its_measured_values(scores, case):
     got = {k: scores[case][k] for k in MEASURED[case]}
     assert got == pytest.approx(MEASURED[case], rel=1e-3, abs=1e-5)
+
+
+SANITY_ROWS = ["real", "one_digit", "three_digits", "noise", "blurry"]  # the tables' row order
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/metrics.md"])
+def test_the_docs_sanity_tables_quote_the_measured_values(doc: str) -> None:
+    """Every cell of the sanity table agrees with MEASURED to the digits it shows."""
+    lines = (Path(__file__).parent.parent / doc).read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| generator | fid |"))
+    header = [c.strip() for c in lines[start].strip("|").split("|")]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines[start + 2:start + 2 + len(SANITY_ROWS)]]
+    checked = 0
+    for case, row in zip(SANITY_ROWS, rows):
+        for column, cell in zip(header, row):
+            key = {"modes": "modes_covered"}.get(column, column)
+            if key not in MEASURED[case] or cell in ("–", "-"):
+                continue
+            shown = cell.split("/")[0]
+            decimals = len(shown.split(".")[1]) if "." in shown else 0
+            assert abs(float(shown) - MEASURED[case][key]) <= 0.5 * 10 ** -decimals + 1e-9, (doc, case, column, cell)
+            checked += 1
+    assert checked >= 30
 
 
 def test_fid_ranks_a_blurry_ten_digit_generator_above_collapse_and_noise(scores):

@@ -237,8 +237,9 @@ def test_columns_flag_picks_columns_on_a_terminal_and_piped(outputs: Path) -> No
         report(str(outputs), "--columns", "run,nope")
 
 
-def test_all_columns_shows_everything_even_on_a_narrow_terminal(outputs: Path) -> None:
-    code, out, _ = report(str(outputs), "--all-columns", width=80)
+@pytest.mark.parametrize("width", [80, None], ids=["narrow terminal", "piped"])
+def test_all_columns_shows_everything_on_a_terminal_or_not(outputs: Path, width: int | None) -> None:
+    code, out, _ = report(str(outputs), "--all-columns", width=width)
     header = table_header(out)
     assert header == list(load_runs([outputs]).runs.columns) + ["flags"]
     assert "hidden to fit" not in out

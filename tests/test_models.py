@@ -261,3 +261,22 @@ def test_a_sweep_searches_the_new_model_keys(tmp_path: Path):
         assert set(params) == {"model.pack", "model.d_maxout", "model.g_norm", "model.g_hidden"}
         model = yaml.safe_load((folder / "config.yaml").read_text())["model"]
         assert {f"model.{key}": model[key] for key in ("pack", "d_maxout", "g_norm", "g_hidden")} == params
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "sweeps").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_space_composes_at_its_bounds_and_names_its_budget(path: Path):
+    """Each value a sweep of this space can draw (every choice, both ends of every
+    interval) gives a valid typed config on top of the space's base."""
+    source, text = space_file(str(path))
+    exprs, base = parse_space(source, text)
+    space = build_space(source, exprs, compose_config(base))
+    for key, dist in space.params.items():
+        values = dist.choices if hasattr(dist, "choices") else (dist.low, dist.high)
+        for value in values:
+            got = to_train_config(compose_config([*base, f"{key}={value}"]))
+            for part in key.split("."):
+                got = getattr(got, part)
+            got = got.name if key == "loss" else getattr(got, "value", got)  # a config group; an enum
+            assert got == pytest.approx(value) if isinstance(value, float) else got == value, (key, value)
+    if "grid25" in path.name or "ring8" in path.name:
+        assert "Budget" in text or "budget" in text, f"{path.name} names the per-trial budget it was designed for"

@@ -37,6 +37,7 @@ def test_a_short_dcgan_run_records_every_score_with_its_provenance(scored_run: P
     assert min(e["fid"] for e in evals) == pytest.approx(summary["best_fid"])
     best = torch.load(scored_run / "checkpoints" / "best.pt", weights_only=False)
     assert best["step"] == summary["best_fid_step"] and best["fid"] == pytest.approx(summary["best_fid"])
+    assert not {"fixed_z", "config"} & set(best)  # unread state; config.yaml and config_sha256 identify the run
 
 
 def test_digit_network_scores_of_non_digit_images_are_marked_in_the_summary(tmp_path: Path) -> None:

@@ -280,3 +280,26 @@ def test_every_shipped_space_composes_at_its_bounds_and_names_its_budget(path: P
             assert got == pytest.approx(value) if isinstance(value, float) else got == value, (key, value)
     if "grid25" in path.name or "ring8" in path.name:
         assert "Budget" in text or "budget" in text, f"{path.name} names the per-trial budget it was designed for"
+
+
+# The confirmed trials of BENCHMARKS.md's 2D sweeps: (data, loss, steps, hidden, lr, batch, beta1, lr_decay).
+FOUND = {
+    "grid25_best": ("grid25", "hinge", 20_000, 128, 0.0003807063680148415, 128, 0.027425104010531776, "none"),
+    "ring8_best": ("ring8", "bce", 10_000, 384, 0.0003449673689246388, 128, 0.3619672817058057, "linear"),
+}
+
+
+@pytest.mark.parametrize("preset", list(FOUND))
+def test_presets_found_by_search_hold_the_confirmed_trial_and_take_any_seed(preset, tmp_path: Path):
+    """The preset holds the values the sweep drew for its trial, and
+    `gansweep train +experiment=PRESET seed=N` trains it."""
+    data, loss, steps, hidden, lr, batch, beta1, decay = FOUND[preset]
+    cfg = compose(f"+experiment={preset}", "seed=7")
+    assert (cfg.model.name, cfg.data.name, cfg.loss.name, cfg.seed, cfg.steps) == ("mlp", data, loss, 7, steps)
+    assert (cfg.model.z_dim, cfg.model.g_layers, cfg.model.d_layers, cfg.model.pack) == (2, (hidden, 3), (hidden, 3), 1)
+    assert (cfg.lr, cfg.batch_size, cfg.beta1, cfg.beta2, cfg.lr_decay.value) == (lr, batch, beta1, 0.999, decay)
+    run = tmp_path / "run"
+    assert main(["train", f"+experiment={preset}", "seed=7", "steps=20", "eval.mixture_samples=200", "threads=1", f"hydra.run.dir={run}"]) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert (summary["status"], summary["seed"], summary["loss"], summary["steps"]) == ("completed", 7, loss, 20)
+    assert summary["scores"]["modes_total"] == {"grid25": 25, "ring8": 8}[data]

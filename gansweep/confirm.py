@@ -30,10 +30,12 @@ from gansweep.errors import ConfigError, DivergedError, RunFolderError
 from gansweep.progress import console
 from gansweep.rundir import RunFolder, RunSummary, SweepMembership, find_run_dirs
 from gansweep.scores import SCORES, format_score, higher_is_better, is_finite_number
+from gansweep.sweep.outputs import reproducing_yaml
 from gansweep.train import train
 
 CONFIRM_DIR = "confirm"
 CONFIRM_CSV = "confirm.csv"
+CONFIRMED_BEST = "confirmed_best"  # .yaml: the best trial over the new seeds, as best.yaml is over the sweep's
 SEED_BASE = 1000  # confirmation seeds are 1000, 1001, ...: never a sweep trial's seed (0 unless set)
 
 
@@ -167,8 +169,20 @@ def run_confirm(argv: list[str]) -> int:
     frame = summarize(runs, objective, {c.number: c.summary.scores.get(objective) for c in candidates})
     write_text_atomic(sweep_dir / CONFIRM_CSV, frame.to_csv(index=False))
     console.print(confirm_table(frame, objective))
-    console.print(f"confirmation: {sweep_dir / CONFIRM_CSV}")
+    if f"{objective}_mean" in frame:
+        write_text_atomic(sweep_dir / f"{CONFIRMED_BEST}.yaml", confirmed_best_yaml(frame.iloc[0], candidates, objective, sweep_dir))
+    console.print(f"confirmation: {sweep_dir / CONFIRM_CSV}, {CONFIRMED_BEST}.yaml")
     return 0
+
+
+def confirmed_best_yaml(best: pd.Series, candidates: list[Candidate], objective: str, sweep_dir: Path) -> str:
+    """The config of the trial best on average over the new seeds, as a `gansweep train` config."""
+    number = int(best["trial"])
+    folder = next(c.folder for c in candidates if c.number == number)
+    title = (f"Best confirmed trial of sweep {sweep_dir.name}: trial {number}, {objective} "
+             f"{best[f'{objective}_mean']:.4g} ± {best[f'{objective}_std']:.2g} over {int(best['completed'])} new seeds "
+             f"(worst {best[f'{objective}_worst']:.4g}); the sweep's own best was trial {candidates[0].number}.")
+    return reproducing_yaml(RunFolder(folder).read_config(), title, sweep_dir, CONFIRMED_BEST)
 
 
 def confirm_table(frame: pd.DataFrame, objective: str) -> Table:

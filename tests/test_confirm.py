@@ -49,6 +49,18 @@ def test_two_trials_two_seeds_give_mean_std_and_worst_per_trial(sweep_dir: Path,
         assert runs[0].lr == trial.lr  # the trial's own config, only the seed changed
 
 
+def test_confirmed_best_yaml_trains_the_trial_best_over_the_new_seeds(sweep_dir: Path) -> None:
+    from gansweep.config import compose_config, from_yaml_file, to_train_config
+
+    frame = pd.read_csv(sweep_dir / "confirm.csv")
+    best = int(frame.sort_values("mixture_tv_mean")["trial"].iloc[0])
+    text = (sweep_dir / "confirmed_best.yaml").read_text()
+    assert text.startswith(f"# Best confirmed trial of sweep s: trial {best}, mixture_tv ")
+    composed = to_train_config(compose_config([], "confirmed_best", str(sweep_dir)))
+    trial_cfg = from_yaml_file(str(sweep_dir / f"trial_{best:04d}" / "config.yaml"))
+    assert (composed.lr, composed.seed, composed.steps, composed.model) == (trial_cfg.lr, trial_cfg.seed, trial_cfg.steps, trial_cfg.model)
+
+
 def test_a_rerun_reuses_finished_confirmations(sweep_dir: Path) -> None:
     folder = sweep_dir / "confirm" / "trial_0000_seed_1000"
     before = (folder / "summary.json").read_text()

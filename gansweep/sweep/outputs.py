@@ -66,14 +66,17 @@ def best_trial(study: optuna.Study, objectives: list[str]) -> Optional[FrozenTri
 
 def best_yaml_text(stored: dict[str, Any], trial: FrozenTrial, sweep_dir: Path, sweep_name: str, objectives: list[str]) -> str:
     """A primary Hydra config that reproduces the trial (its stored config) with `gansweep train`."""
+    scores = ", ".join(f"{o}={format_score(o, v)}" for o, v in zip(objectives, trial.values))
+    return reproducing_yaml(stored, f"Best trial of sweep {sweep_name}: trial {trial.number} ({scores}).", sweep_dir, "best")
+
+
+def reproducing_yaml(stored: dict[str, Any], title: str, config_dir: Path, config_name: str) -> str:
+    """A run's stored config as a primary Hydra config named `config_name` in `config_dir`,
+    headed by `title` and the `gansweep train` command that reruns it."""
     stored = dict(stored)
     for key in ("resume", "threads", "overwrite"):
         stored.pop(key, None)
-    scores = ", ".join(f"{o}={format_score(o, v)}" for o, v in zip(objectives, trial.values))
-    header = (
-        f"# Best trial of sweep {sweep_name}: trial {trial.number} ({scores}).\n"
-        f"# Train it again:  gansweep train --config-dir {sweep_dir} --config-name best\n"
-    )
+    header = f"# {title}\n# Train it again:  gansweep train --config-dir {config_dir} --config-name {config_name}\n"
     defaults = ["config"] + [{f"override /{g}": stored[g]["name"]} for g in CONFIG_GROUPS] + ["_self_"]
     return header + yaml.safe_dump({"defaults": defaults}, sort_keys=False) + "\n" + yaml.safe_dump(stored, sort_keys=False)
 

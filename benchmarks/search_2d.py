@@ -42,6 +42,7 @@ from gansweep.rundir import RunFolder, RunSummary, Status, find_run_dirs  # noqa
 
 ROOT = Path(__file__).resolve().parent.parent
 MD_BEGIN, MD_END = "<!-- search_2d:begin -->", "<!-- search_2d:end -->"
+MODES = {"grid25": 25, "ring8": 8}
 VEEGAN_GRID25 = {"GAN": (3.3, 0.5), "Unrolled GAN": (23.6, 16.0), "VEEGAN": (24.6, 40.0)}  # Srivastava et al. 2017: modes, HQ %
 
 
@@ -102,24 +103,23 @@ def confirmed_rows(search: Search, out: Path) -> list[str]:
     """Each confirmed trial over its seeds: modes, HQ, KL, mixture_tv as mean ± std (worst)."""
     folder = out / search.name
     frame = pd.read_csv(folder / CONFIRM_CSV)
-    total = 25 if search.data == "grid25" else 8
+    confirms = [s for s in summaries(folder / CONFIRM_DIR) if s.status is Status.completed]
     rows = []
     for _, row in frame.iterrows():
-        runs = [s for s in summaries(folder / CONFIRM_DIR) if s.sweep.confirm_of == row["trial"] and s.status is Status.completed]
+        runs = [s for s in confirms if s.sweep.confirm_of == row["trial"]]
         modes = [r.scores["modes_covered"] for r in runs]
         hq = [100 * r.scores["hq_fraction"] for r in runs]
         kl = [r.scores["mode_kl"] for r in runs]
         tv = [r.scores["mixture_tv"] for r in runs]
         rows.append(
-            f"| {search.name} trial {int(row['trial'])} | {len(runs)} | {mean_std(modes, '.1f')} / {total} (worst {min(modes)}) "
+            f"| {search.name} trial {int(row['trial'])} | {len(runs)} | {mean_std(modes, '.1f')} / {MODES[search.data]} (worst {min(modes)}) "
             f"| {mean_std(hq, '.1f')}% (worst {min(hq):.1f}%) | {mean_std(kl, '.2f')} | {mean_std(tv, '.3f')} (worst {max(tv):.3f}) |"
         )
     return rows
 
 
 def paper_rows(data: str) -> list[str]:
-    total = 25 if data == "grid25" else 8
-    rows = [f"| PacGAN paper: {LABELS[m]} ({data}) | 10 | {PAPER[(data, m)][0]} / {total} | {PAPER[(data, m)][1]}% "
+    rows = [f"| PacGAN paper: {LABELS[m]} ({data}) | 10 | {PAPER[(data, m)][0]} / {MODES[data]} | {PAPER[(data, m)][1]}% "
             f"| {PAPER[(data, m)][2]} | – |" for m in ("pacgan", "pacgan2", "pacgan4")]
     if data == "grid25":
         rows += [f"| VEEGAN paper: {name} (grid25) | – | {modes} / 25 | {hq}% | – | – |" for name, (modes, hq) in VEEGAN_GRID25.items()]

@@ -27,6 +27,7 @@ from rich.table import Table
 from gansweep.atomic import write_text_atomic
 from gansweep.config import from_yaml_file
 from gansweep.errors import ConfigError, DivergedError, RunFolderError
+from gansweep.health import not_working
 from gansweep.progress import console
 from gansweep.rundir import RunFolder, RunSummary, SweepMembership, find_run_dirs
 from gansweep.scores import SCORES, format_score, higher_is_better, is_finite_number
@@ -62,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def top_trials(sweep_dir: Path, k: int) -> tuple[list[Candidate], str]:
-    """The k best completed trials of a sweep by its first objective, best first, and that objective."""
+    """The k best completed trials of a sweep by its first objective, best first, and that
+    objective. A trial whose generator does not work (health.not_working) is never one."""
     trials: list[Candidate] = []
     for folder in find_run_dirs(sweep_dir):
         if folder.parent.name == CONFIRM_DIR:
@@ -76,10 +78,13 @@ def top_trials(sweep_dir: Path, k: int) -> tuple[list[Candidate], str]:
     scored = [t for t in trials if is_finite_number(t.summary.scores.get(objective))]
     if not scored:
         raise ConfigError(f"{sweep_dir}: no completed trial has a finite {objective}; nothing to confirm")
+    working = [t for t in scored if not_working(t.summary.scores) is None]
+    if not working:
+        raise ConfigError(f"{sweep_dir}: none of the {len(scored)} completed trials draws a working generator "
+                          f"(trial {scored[0].number}: {not_working(scored[0].summary.scores)}); nothing to confirm")
     sign = -1.0 if higher_is_better(objective) else 1.0
-    scored.sort(key=lambda t: (sign * t.summary.scores[objective], t.number))
-    return scored[:k], objective
-
+    working.sort(key=lambda t: (sign * t.summary.scores[objective], t.number))
+    return working[:k], objective
 
 
 def confirmation_seeds(n: int) -> list[int]:
@@ -92,9 +97,8 @@ def run_confirmation(candidate: Candidate, seed: int, out_dir: Path) -> RunSumma
     existing = run.read_summary()
     if existing is not None and existing.status.final:
         return existing
-    busy = run.running_elsewhere()
-    if busy:
-        raise ConfigError(f"{out_dir}: being trained by another gansweep confirm ({busy}); wait for it")
+    if existing is not None:
+        run.take_over()  # refused while another gansweep confirm trains it
     cfg = from_yaml_file(str(RunFolder(candidate.folder).config_path))
     cfg = dataclasses.replace(cfg, seed=seed)
     sweep = candidate.summary.sweep
@@ -106,6 +110,8 @@ def run_confirmation(candidate: Candidate, seed: int, out_dir: Path) -> RunSumma
         return train(cfg, out_dir, [f"seed={seed}"], sweep=membership, resume=resume, quiet=True).summary
     except DivergedError:
         return run.read_summary()
+    finally:
+        run.release()
 
 
 def summarize(runs: dict[int, list[RunSummary]], objective: str, sweep_values: dict[int, Optional[float]]) -> pd.DataFrame:
@@ -195,7 +201,7 @@ def confirm_table(frame: pd.DataFrame, objective: str) -> Table:
     for column in ("trial", f"sweep {objective}", *shown):
         table.add_column(column, justify="right")
     for _, row in frame.iterrows():
-        cells = [str(row["trial"]), format_score(objective, row[f"sweep_{objective}"])]
+        cells = [str(int(row["trial"])), format_score(objective, row[f"sweep_{objective}"])]
         for name in shown:
             mean, std, worst = row.get(f"{name}_mean"), row.get(f"{name}_std"), row.get(f"{name}_worst")
             cells.append("-" if mean is None or pd.isna(mean) else f"{mean:.4g} ± {std:.2g} ({worst:.4g})")

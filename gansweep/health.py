@@ -48,6 +48,10 @@ class Thresholds:
 DESCRIBE = Thresholds()
 # A stop cannot be undone: stop only clear cases (one mode in ten, D certain to 1%).
 STOP = Thresholds(mode_fraction_min=0.2, d_real_high=0.99, d_fake_low=0.01, g_grad_vanish=1e-6)
+# The working-generator gate (not_working): noise, not a weak generator. Uniform noise
+# over a 2D mixture's square puts about 2% of its samples near a mode (grid25; ring8 far
+# fewer), a blob between modes none; image noise has precision 0.
+GATE = Thresholds(hq_min=0.1)
 # Log lines in a row a trial must be overpowered before the stopper ends it.
 OVERPOWER_PATIENCE = 20
 # Train lines the report averages: one noisy log line is not a trend.
@@ -98,6 +102,20 @@ def judge_scores(scores: Mapping[str, Any], th: Thresholds = DESCRIBE) -> Judgem
     if few:
         return Judgement(Quality.collapsed, f"mode collapse ({modes}, {realism})")
     return Judgement(Quality.good, "healthy")
+
+
+def not_working(scores: Mapping[str, Any], th: Thresholds = GATE) -> Optional[str]:
+    """Why these final scores show no working generator, or None when they do.
+
+    A generator works when its samples are realistic: 2D samples on the modes, image
+    samples inside the real manifold. Noise (and a 2D blob or spray that covers no mode)
+    is not yet a GAN, whatever its objective value: FID ranks grey noise above half-formed
+    digits at small budgets, and mixture_tv ties every generator that misses all modes.
+    Such a run is never a sweep's best, never written to best.yaml, never confirmed, and
+    the report ranks it below every working run. Scores with nothing to judge pass.
+    """
+    judgement = judge_scores(scores, th)
+    return judgement.words if judgement.quality in (Quality.spread, Quality.unrealistic) else None
 
 
 def d_overpowers(d_real: Optional[float], d_fake: Optional[float], grad_g: Optional[float],

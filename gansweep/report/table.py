@@ -6,13 +6,15 @@ import math
 from numbers import Integral, Number
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from rich.table import Table
 from rich.text import Text
 
 from gansweep.errors import ReportError
 from gansweep.report.diagnose import HEALTHY
-from gansweep.report.load import HYPERPARAMETERS
+from gansweep.health import not_working
+from gansweep.report.load import HYPERPARAMETERS, MODES_TOTAL
 from gansweep.rundir import Status
 from gansweep.scores import DEFAULT_OBJECTIVE, SCORES, format_score, higher_is_better
 
@@ -65,12 +67,29 @@ def filter_runs(runs: pd.DataFrame, expr: str) -> pd.DataFrame:
 
 
 def sort_runs(runs: pd.DataFrame, key: str | None) -> pd.DataFrame:
-    """Sort by ``key`` in its better direction, runs without a value last; stable."""
+    """Sort by ``key`` in its better direction, runs without a value last; stable. By a
+    score, runs whose generator does not work (``health.not_working``) rank below every
+    working one, whatever their value: FID can rank grey noise above half-formed digits."""
     if key is None:
         return runs
     if key not in runs:
         raise ReportError(f"cannot sort by {key!r}: no such column (have: {', '.join(runs.columns)})")
-    return runs.sort_values(key, ascending=not is_higher_better(key), na_position="last", kind="stable")
+    ranked = runs.sort_values(key, ascending=not is_higher_better(key), na_position="last", kind="stable")
+    if score_name(key) is None:
+        return ranked
+    # Working runs, then runs without a working generator, then runs without a value.
+    tier = np.where(ranked[key].isna(), 2, np.where(working(ranked), 0, 1))
+    return ranked.iloc[np.argsort(tier, kind="stable")]
+
+
+def working(runs: pd.DataFrame) -> pd.Series:
+    """True for each run whose last scores show a working generator (``health.not_working``)."""
+    keys = [k for k in (*SCORES, MODES_TOTAL) if k in runs]
+
+    def works(row: pd.Series) -> bool:
+        return not_working({k: float(v) for k, v in row.items() if pd.notna(v)}) is None
+
+    return runs[keys].apply(works, axis=1).astype(bool) if keys and len(runs) else pd.Series(True, index=runs.index)
 
 
 def score_columns(runs: pd.DataFrame, sort_key: str | None = None) -> list[str]:

@@ -30,7 +30,7 @@ from gansweep.sweep.space import (
     space_file,
 )
 from gansweep.sweep.study import PRUNERS, SAMPLERS, StudySpec
-from gansweep.sweep.trial import TrialPlan
+from gansweep.sweep.trial import NOT_WORKING, TrialPlan
 
 EPILOG = f"""\
 Pruning: with one objective, Optuna's pruner (median or hyperband) judges each trial at
@@ -218,9 +218,17 @@ def _print_summary(facts: dict[str, Any], objectives: list[str], sweep_dir: Path
         console.print(f"best: trial {best.number}  {values}  {params}", markup=False)
         # The best of many trials is an optimistic estimate (Lucic et al. 2018).
         console.print(f"confirm it with new seeds: gansweep confirm {sweep_dir}", markup=False)
+        if facts["not_working"]:
+            numbers = ", ".join(str(t.number) for t in facts["not_working"])
+            console.print(f"not ranked: trial(s) {numbers}, completed without a working generator (noise, or no mode covered)", markup=False)
+    elif facts["not_working"]:
+        first = facts["not_working"][0]
+        console.print(f"best: none; no working generator in {facts['completed']} completed trials "
+                      f"(trial {first.number}: {first.user_attrs[NOT_WORKING]}); give them a longer budget "
+                      "(steps=, images= or epochs=) and rerun", markup=False)
     else:
         console.print("best: no trial completed")
     for note in facts["notes"]:
         console.print(f"note: {note}", markup=False)
-    console.print(f"results: {sweep_dir}/trials.csv, best.yaml, *.png")
+    console.print(f"results: {sweep_dir}/{', '.join(facts['results'])}", markup=False)
     console.print(f"sweep folder: {sweep_dir}")

@@ -13,6 +13,7 @@ from rich.table import Table
 from gansweep.progress import console
 from gansweep.scores import is_better
 from gansweep.sweep.study import trial_status, trial_stop_reason
+from gansweep.sweep.trial import NOT_WORKING
 
 ROWS = 20  # most recent trials shown
 WAITING = "waiting"  # shown for an enqueued trial no worker has taken yet
@@ -40,7 +41,8 @@ def trials_table(study: optuna.Study, objectives: list[str], n_trials: int) -> T
     rows = []
     for t in trials:
         value = t.values[0] if t.values else None
-        complete = t.state == TrialState.COMPLETE  # a pruned trial's value is only an intermediate one
+        # A pruned trial's value is only an intermediate one; noise is never the best.
+        complete = t.state == TrialState.COMPLETE and not t.user_attrs.get(NOT_WORKING)
         if complete and value is not None and (best is None or is_better(value, best, first)):
             best = value
         params = " ".join(f"{k}={_fmt(v)}" for k, v in t.params.items())
@@ -81,6 +83,8 @@ class LiveView:
                 self._printed.add(t.number)
                 values = ", ".join(f"{o}={_fmt(v)}" for o, v in zip(self.objectives, t.values or []))
                 status, reason = trial_status(t), trial_stop_reason(t)
+                if t.user_attrs.get(NOT_WORKING):
+                    reason = f"no working generator: {t.user_attrs[NOT_WORKING]}"
                 console.print(
                     f"trial {t.number}: {status.value if status else WAITING}  {values}  "
                     + " ".join(f"{k}={_fmt(v)}" for k, v in t.params.items())

@@ -20,7 +20,7 @@ from gansweep.rundir import RunFolder
 from gansweep.scores import Direction, direction, format_score
 from gansweep.sweep.space import CONFIG_GROUPS
 from gansweep.sweep.study import finished_trials, trial_status, trial_stop_reason
-from gansweep.sweep.trial import trial_dir
+from gansweep.sweep.trial import NOT_WORKING, trial_dir
 
 
 
@@ -52,16 +52,16 @@ def write_trials_csv(frame: pd.DataFrame, path: Path) -> None:
     write_text_atomic(path, frame.to_csv(index=False))
 
 
+def working_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """The completed trials whose generator works (no ``not_working`` verdict, health.not_working)."""
+    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if not t.user_attrs.get(NOT_WORKING)]
+
+
 def best_trial(study: optuna.Study, objectives: list[str]) -> Optional[FrozenTrial]:
-    """The best completed trial; for several objectives, the Pareto trial best on the first."""
-    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
-    if not complete:
-        return None
-    if len(objectives) == 1:
-        return study.best_trial
-    front = study.best_trials
-    sign = 1 if direction(objectives[0]) is Direction.minimize else -1
-    return min(front, key=lambda t: sign * t.values[0])
+    """The best completed trial with a working generator, None when there is none; for
+    several objectives the one best on the first (a Pareto trial), ties broken by the next."""
+    signs = [1.0 if direction(o) is Direction.minimize else -1.0 for o in objectives]
+    return min(working_trials(study), key=lambda t: ([s * v for s, v in zip(signs, t.values)], t.number), default=None)
 
 
 def best_yaml_text(stored: dict[str, Any], trial: FrozenTrial, sweep_dir: Path, sweep_name: str, objectives: list[str]) -> str:
@@ -118,19 +118,31 @@ def write_plots(study: optuna.Study, sweep_dir: Path, objectives: list[str]) -> 
 
 
 def write_outputs(study: optuna.Study, sweep_dir: Path, sweep_name: str, objectives: list[str], plots: bool = True) -> dict[str, Any]:
-    """Write trials.csv, best.yaml and the plots; return the facts the closing summary prints."""
+    """Write trials.csv, best.yaml and the plots; return the facts the closing summary prints.
+
+    Without a best trial (none completed, or none draws a working generator) there is no
+    best.yaml: one left by an earlier run of the sweep is removed, since it would name a
+    trial this sweep no longer calls best.
+    """
     frame = trials_frame(study, sweep_dir, objectives)
     write_trials_csv(frame, sweep_dir / "trials.csv")
     best = best_trial(study, objectives)
     notes = []
+    best_yaml = sweep_dir / "best.yaml"
     if best is not None:
         # The trial's folder may be on another machine; the study holds its config too.
         stored = RunFolder(trial_dir(sweep_dir, best.number)).read_config() or best.user_attrs.get("config")
         if stored:
-            write_text_atomic(sweep_dir / "best.yaml", best_yaml_text(stored, best, sweep_dir, sweep_name, objectives))
+            write_text_atomic(best_yaml, best_yaml_text(stored, best, sweep_dir, sweep_name, objectives))
         else:
             notes.append(f"best.yaml skipped: {trial_dir(sweep_dir, best.number).name}/config.yaml is missing and the study has no copy")
+    elif best_yaml.exists():
+        best_yaml.unlink()
     if plots:
         notes += write_plots(study, sweep_dir, objectives)
     statuses = Counter(status.value for status in map(trial_status, finished_trials(study)) if status)
-    return {"best": best, "statuses": statuses, "notes": notes, "frame": frame}
+    completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    not_working = [t for t in completed if t.user_attrs.get(NOT_WORKING)]
+    results = [name for name in ("trials.csv", "best.yaml", *PLOT_FILES.values()) if (sweep_dir / name).exists()]
+    return {"best": best, "statuses": statuses, "notes": notes, "frame": frame, "completed": len(completed),
+            "not_working": not_working, "results": results}

@@ -13,11 +13,16 @@ from optuna.trial import TrialState
 
 from gansweep.config import TrainConfig, compose_config, to_train_config
 from gansweep.errors import DivergedError, GansweepError
+from gansweep.health import not_working
 from gansweep.losses import LOSSES
 from gansweep.rundir import RunFolder, RunSummary, Status, StopKind, StopReason, SweepMembership
 from gansweep.scores import is_finite_number
 from gansweep.sweep.stopping import HealthWatch, TrialStopper
 from gansweep.train import TrainHooks, train
+
+# The trial user attribute that says why a completed trial's generator does not work
+# (health.not_working): Optuna keeps its values to learn from, but it is never the best.
+NOT_WORKING = "not_working"
 
 
 @dataclass
@@ -40,6 +45,7 @@ class TrialOutcome:
     reason: Optional[StopReason] = None  # why the run ended early, or failed
     params: dict[str, Any] = field(default_factory=dict)
     duration_s: float = 0.0
+    not_working: Optional[str] = None  # why a completed run's generator does not work (health.not_working)
 
     @property
     def state(self) -> TrialState:
@@ -166,10 +172,12 @@ def conclude_trial(plan: TrialPlan, prepared: TrialRun, summary: Optional[RunSum
                 outcome.status, outcome.reason = summary.status, summary.stop_reason
             else:
                 outcome.values = [float(summary.scores[o]) for o in plan.objectives]
+                outcome.not_working = not_working(summary.scores)
     outcome.duration_s = time.monotonic() - prepared.started
     trial.set_user_attr("status", outcome.status.value)
     trial.set_user_attr("stop_reason", outcome.reason.to_json() if outcome.reason else None)
     trial.set_user_attr("duration_s", outcome.duration_s)
+    trial.set_user_attr(NOT_WORKING, outcome.not_working)
     try:  # the full config, so any machine sharing the study can write best.yaml
         trial.set_user_attr("config", RunFolder(out_dir).read_config() or None)
     except GansweepError:

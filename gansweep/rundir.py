@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import fcntl
 import json
 import os
 import pickle
 import shutil
 import socket
+import time
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Optional
+from typing import IO, TYPE_CHECKING, Any, Iterable, Optional
 
 import yaml
 
@@ -33,8 +35,11 @@ SUMMARY = "summary.json"
 METRICS = "metrics.jsonl"
 CONFIG = "config.yaml"
 OVERRIDES = "overrides.yaml"
-# Made with O_EXCL when a run starts in a folder: two runs can never share one.
+# Made with O_EXCL when a run starts in a folder: two runs can never share one. The process
+# writing the folder holds an flock on it, which the kernel drops when that process dies
+# (even by kill -9), so a resume can tell a dead claim from a live one without trusting pids.
 CLAIM = ".gansweep-run"
+CLAIM_WAIT_S = 1.0  # how long a take-over waits out another process's momentary look at the claim
 SAMPLES = "samples"
 CHECKPOINTS = "checkpoints"
 CURVES = "curves.png"  # losses, D's outputs and the objective, redrawn at every evaluation
@@ -53,6 +58,28 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:  # alive, owned by another user
         return True
     return True
+
+
+def _try_lock(fh: IO[str]) -> Optional[bool]:
+    """Take the exclusive flock of an open claim file without waiting: True when taken,
+    False when another process holds it, None where the file system has no locks."""
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError:
+        return None
+    return True
+
+
+def _claim_holder(fh: IO[str]) -> tuple[str, Optional[int]]:
+    """(host, pid) written in an open claim file; '?' and None where it names none."""
+    try:
+        fh.seek(0)
+        claim = json.loads(fh.read())
+        return str(claim["host"]), int(claim["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return "?", None
 
 
 def now_iso() -> str:
@@ -288,6 +315,7 @@ class RunFolder:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.events: Optional[EventWriter] = None  # TensorBoard mirror, opened by the trainer (tensorboard=true)
+        self._claim: Optional[IO[str]] = None  # the claim file, held locked while this process writes the run
 
     @property
     def summary_path(self) -> Path:
@@ -327,13 +355,60 @@ class RunFolder:
         return (self.path / CLAIM).exists() or self.summary_path.exists()
 
     def running_elsewhere(self) -> Optional[str]:
-        """'host pid N' when the process that claimed this folder still runs on this host, else None."""
-        try:
-            claim = json.loads((self.path / CLAIM).read_text())
-            host, pid = claim["host"], int(claim["pid"])
-        except (OSError, ValueError, KeyError, TypeError):
+        """'host pid N' (as the claim names it) while another process holds this folder's
+        claim, else None. Where the file system has no locks, the claim's pid is looked up
+        on this host instead."""
+        if self._claim is not None:
             return None
-        return f"{host} pid {pid}" if host == socket.gethostname() and pid != os.getpid() and pid_alive(pid) else None
+        try:
+            fh = open(self.path / CLAIM)
+        except OSError:
+            return None
+        with fh:
+            if self._lock_claim(fh, wait_s=0):
+                return None
+            host, pid = _claim_holder(fh)
+        return None if (host, pid) == (socket.gethostname(), os.getpid()) else f"{host} pid {pid}"
+
+    def _lock_claim(self, fh: IO[str], wait_s: float) -> bool:
+        """Take the claim's lock, waiting up to wait_s for another process's momentary look
+        at it; False while its writer lives (by its pid, where there are no locks)."""
+        deadline = time.monotonic() + wait_s
+        while (held := _try_lock(fh)) is False and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if held is None:
+            host, pid = _claim_holder(fh)
+            return not (host == socket.gethostname() and pid not in (None, os.getpid()) and pid_alive(pid))
+        return held
+
+    def _hold_claim(self, fh: IO[str]) -> None:
+        """Keep the locked claim file open for this process, naming it as the writer."""
+        # Rewritten in place: replacing the file would leave the lock on the old one.
+        fh.seek(0)
+        fh.truncate()
+        json.dump({"host": socket.gethostname(), "pid": os.getpid(), "started_at": now_iso()}, fh)
+        fh.flush()
+        self._claim = fh
+
+    def take_over(self) -> None:
+        """Claim a stopped run's folder for this process before continuing it (resume).
+
+        Raises RunFolderError while another process still writes the folder, so that two
+        resumes, or a resume and a run started after a kill -9, never share it.
+        """
+        fh = open(self.path / CLAIM, "a+")  # made anew for a folder whose claim was lost
+        if not self._lock_claim(fh, CLAIM_WAIT_S):
+            host, pid = _claim_holder(fh)
+            fh.close()
+            raise RunFolderError(f"{self.path}: the run is still training ({host} pid {pid}); "
+                                 "two processes must not write one folder")
+        self._hold_claim(fh)
+
+    def release(self) -> None:
+        """Let go of this folder's claim (the run stopped writing it)."""
+        if self._claim is not None:
+            self._claim.close()
+            self._claim = None
 
     def clear(self) -> None:
         """Delete this run's own files (overwrite=true); anything else in the folder stays."""
@@ -356,11 +431,12 @@ class RunFolder:
         if (self.path / SUMMARY).exists() or self.config_path.exists():
             raise taken
         try:
-            fd = os.open(self.path / CLAIM, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            fd = os.open(self.path / CLAIM, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o644)
         except FileExistsError:
             raise taken from None
-        with os.fdopen(fd, "w") as fh:
-            json.dump({"host": socket.gethostname(), "pid": os.getpid(), "started_at": now_iso()}, fh)
+        fh = os.fdopen(fd, "r+")
+        self._lock_claim(fh, CLAIM_WAIT_S)  # made just now: only a momentary look can hold it
+        self._hold_claim(fh)
         write_text_atomic(self.config_path, config_yaml)
         write_text_atomic(self.path / OVERRIDES, yaml.safe_dump(list(overrides)))
         write_text_atomic(self.metrics_path, "")

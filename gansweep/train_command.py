@@ -131,16 +131,17 @@ def _resume(run_dir: str, other: list[str]) -> int:
     run = RunFolder(run_dir)
     if not run.config_path.is_file():
         raise ConfigError(f"resume={run_dir}: not a run folder (no config.yaml); give the folder a run printed at its end")
-    busy = run.running_elsewhere()
-    if busy:
-        raise ConfigError(f"resume={run_dir}: the run is still training ({busy}); two processes must not write one folder")
     cfg = from_yaml_file(str(run.config_path))
     summary = run.read_summary()
     if summary is not None and summary.status is Status.completed:
         console.print(f"run already completed ({summary.steps} steps); nothing to do")
         console.print(f"run folder: {run.path}")
         return 0
-    result = train(cfg, run.path, hooks=None, resume=True)
+    run.take_over()  # refused while another process writes the folder
+    try:
+        result = train(cfg, run.path, hooks=None, resume=True)
+    finally:
+        run.release()
     console.print(f"run folder: {run.path}")
     return EXIT_INTERRUPTED if result.status is Status.interrupted else 0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -15,6 +16,7 @@ import torch
 from train_helpers import (
     TINY_MLP,
     assert_complete_run,
+    gansweep_process,
     losses,
     subprocess_env,
     summary,
@@ -234,3 +236,39 @@ def test_a_resumed_run_can_be_resumed_again(tmp_path):
     assert [r["step"] for r in train_rows(run)] == list(range(1, 13))
     assert losses(run) == losses(tmp_path / "whole")
     assert torch.equal(RunFolder(run).load_checkpoint()["rng_cpu"], RunFolder(tmp_path / "whole").load_checkpoint()["rng_cpu"])
+
+
+def test_after_a_kill_9_only_one_process_writes_the_folder_again(tmp_path):
+    """The claim names a dead process after kill -9: the first resume takes it over, and a
+    second resume or an overwrite=true run started beside it is refused, leaving one series."""
+    run, long_run = tmp_path / "run", [*TINY_MLP, "steps=1000000", "batch_size=16", "log_every=1", "checkpoint_every=50"]
+    logs = {name: tmp_path / name for name in ("first", "resumed")}
+    for folder in logs.values():
+        folder.mkdir()
+
+    def gansweep(logs: Path, *args: str) -> subprocess.Popen:
+        with open(logs / "stdout", "w") as out, open(logs / "stderr", "w") as err:
+            return subprocess.Popen([sys.executable, "-m", "gansweep", "train", *args], stdout=out, stderr=err,
+                                    env=subprocess_env(), cwd=logs)
+
+    first = gansweep(logs["first"], *long_run, f"hydra.run.dir={run}")
+    wait_for(first, (run / "checkpoints" / "last.pt").exists, logs["first"])
+    first.send_signal(signal.SIGKILL)
+    assert first.wait(timeout=30) == -signal.SIGKILL
+    config = (run / "config.yaml").read_bytes()
+
+    resumed = gansweep(logs["resumed"], f"resume={run}")
+    try:
+        wait_for(resumed, lambda: f'"pid": {resumed.pid}' in (run / ".gansweep-run").read_text(), logs["resumed"])
+        second = gansweep_process("train", f"resume={run}")
+        overwrite = gansweep_process("train", *TINY_MLP, "steps=20", "overwrite=true", f"hydra.run.dir={run}")
+    finally:
+        resumed.send_signal(signal.SIGINT)
+        assert resumed.wait(timeout=60) == 130
+
+    assert second.returncode == 2 and overwrite.returncode == 2
+    assert f"the run is still training ({socket.gethostname()} pid {resumed.pid})" in second.stderr
+    assert f"its run is still training ({socket.gethostname()} pid {resumed.pid})" in overwrite.stderr
+    assert (run / "config.yaml").read_bytes() == config
+    steps = [r["step"] for r in train_rows(run)]
+    assert steps == list(range(1, len(steps) + 1)) and summary(run)["steps"] == len(steps)

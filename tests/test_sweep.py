@@ -267,3 +267,20 @@ def test_a_bare_postgresql_url_gets_the_installed_driver():
     assert with_driver(url, set()) == url  # none installed: Optuna says which module is missing
     assert with_driver("postgresql+psycopg://ann@db/g", {"psycopg2"}) == "postgresql+psycopg://ann@db/g"
     assert with_driver("sqlite:///s.db", {"psycopg2"}) == "sqlite:///s.db"
+
+
+def test_a_trial_whose_worker_died_before_marking_it_alive_is_retried(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Killed between study.ask() and storing its pid and heartbeat, a worker leaves a
+    RUNNING trial with nothing to judge it by but when it was asked."""
+    import optuna
+
+    from gansweep.sweep import study as study_module
+
+    study = optuna.create_study(storage=study_module.make_storage(None, tmp_path), study_name="orphan")
+    orphan = study.ask({"lr": optuna.distributions.FloatDistribution(1e-5, 1e-2, log=True)})
+    monkeypatch.setattr(study_module, "GRACE_S", 0.0)  # as if its grace period had passed
+    time.sleep(0.01)
+
+    assert study_module.retry_stale_trials(study) == [orphan.number]
+    retry = study.trials[-1]
+    assert retry.state.name == "WAITING" and retry.user_attrs["retry_of"] == orphan.number

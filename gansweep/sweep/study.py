@@ -160,11 +160,13 @@ def open_study(spec: StudySpec, storage: Any, sampler: optuna.samplers.BaseSampl
 
 
 def is_stale(trial: optuna.trial.FrozenTrial, now: float) -> bool:
-    """A running trial whose worker is gone."""
+    """A running trial whose worker is gone. One that never got a heartbeat (its worker
+    died between asking for it and marking it alive) is judged from when it was asked."""
     attrs = trial.user_attrs
     if attrs.get("host") == socket.gethostname() and "pid" in attrs and attrs["pid"] != os.getpid():
         return not pid_alive(int(attrs["pid"]))
-    return now - float(attrs.get("heartbeat", now)) > GRACE_S
+    asked = trial.datetime_start.timestamp() if trial.datetime_start is not None else now
+    return now - float(attrs.get("heartbeat", asked)) > GRACE_S
 
 
 def retry_stale_trials(study: optuna.Study) -> list[int]:

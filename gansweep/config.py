@@ -8,6 +8,8 @@ any work starts. Everything below the CLI receives these objects, never a DictCo
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import math
 import re
 from dataclasses import dataclass, field
@@ -332,6 +334,9 @@ class TrainConfig:
         )
 
 
+MODEL_SCHEMAS = {"dcgan": DCGANConfig, "mlp": MLPConfig}
+
+
 def register_configs() -> None:
     """Put the schemas in Hydra's ConfigStore, where conf/*.yaml extend them."""
     cs = ConfigStore.instance()
@@ -368,7 +373,7 @@ def from_yaml_file(path: str) -> TrainConfig:
     except Exception as exc:  # YAML syntax, or not a mapping
         raise ConfigError(f"{path}: not a readable config ({type(exc).__name__}); it is the run's own record, restore it") from None
     model_name = stored.get("model", {}).get("name") if isinstance(stored, DictConfig) else None
-    model_schema = {"dcgan": DCGANConfig, "mlp": MLPConfig}.get(model_name)
+    model_schema = MODEL_SCHEMAS.get(model_name)
     if model_schema is None:
         raise ConfigError(f"{path}: model.name={model_name!r} is not dcgan or mlp")
     base = OmegaConf.structured(TrainConfig)
@@ -399,28 +404,88 @@ def _hydra_error_line(override_list: list[str], exc: BaseException) -> str:
     if cause is None:
         return one_line(exc)
     text = one_line(cause)
-    unknown = re.match(r"Key '([^']+)' not in", text)
-    key = unknown.group(1) if unknown else text.split(":", 1)[0]
-    override = next((o for o in override_list if o.lstrip("+~").split("=", 1)[0] == key), None)
-    if override is not None:
-        text = f"{override}: {text if unknown else text.split(':', 1)[1].strip()}"
-    hint = " (gansweep train --cfg job lists every key)" if "not in" in text else ""
-    return text + hint
+    unknown = re.match(r"(?:([\w.]+): )?Key '([^']+)' not in", text)
+    if unknown:
+        key = unknown.group(1) or unknown.group(2)
+        return _unknown_key_line(key, _override_of(override_list, key))
+    key = text.split(":", 1)[0]
+    override = _override_of(override_list, key)
+    return f"{override}: {text.split(':', 1)[1].strip()}" if override is not None else text
+
+
+def _override_of(overrides: list[str], key: str) -> Optional[str]:
+    """The override that sets ``key`` or a key under it, if one does."""
+    return next((o for o in overrides if f"{o.lstrip('+~').split('=', 1)[0]}.".startswith(f"{key}.")), None)
+
+
+def _dotted_keys(node: DictConfig, prefix: str = "") -> list[str]:
+    """Every leaf key under ``node``, dotted."""
+    keys = []
+    for key, value in node.items_ex(resolve=False):
+        keys += _dotted_keys(value, f"{prefix}{key}.") if isinstance(value, DictConfig) else [f"{prefix}{key}"]
+    return keys
+
+
+def known_keys() -> list[str]:
+    """Every config key of the schema, dotted; model keys of both models."""
+    keys = [k for k in _dotted_keys(OmegaConf.structured(TrainConfig)) if k != "model"]
+    for schema in MODEL_SCHEMAS.values():
+        keys += [f"model.{k}" for k in _dotted_keys(OmegaConf.structured(schema)) if f"model.{k}" not in keys]
+    return keys
+
+
+def closest_key(key: str) -> Optional[str]:
+    """The known config key whose last part is most like ``key``'s: first among the keys
+    beside it (stabilize.emaa -> stabilize.ema), then anywhere (+ema -> stabilize.ema)."""
+    parent, _, leaf = key.rpartition(".")
+    known = known_keys()
+    for pool in ([k for k in known if k.rpartition(".")[0] == parent], known):
+        leaves = {k.rpartition(".")[2]: k for k in pool}
+        match = difflib.get_close_matches(leaf, leaves, n=1, cutoff=0.6)
+        if match:
+            return leaves[match[0]]
+    return None
+
+
+def _unknown_key_line(key: str, override: Optional[str]) -> str:
+    """The one-line error for a key the schema lacks, with the closest known key."""
+    close = closest_key(key)
+    hint = f"; did you mean {close}?" if close else ""
+    return f"{override or key}: no such config key{hint} (gansweep train --cfg job lists every key)"
+
+
+def _unknown_keys(node: DictConfig, prefix: str = "") -> list[str]:
+    """Keys of a composed config that its schema lacks. Hydra lets `+key=value` add any
+    key, even under a typed node; nothing would read it."""
+    schema = OmegaConf.get_type(node)
+    fields = {f.name for f in dataclasses.fields(schema)} if dataclasses.is_dataclass(schema) else None
+    unknown = []
+    for key, value in node.items_ex(resolve=False):
+        if fields is not None and key not in fields:
+            unknown.append(f"{prefix}{key}")
+        elif isinstance(value, DictConfig):
+            unknown += _unknown_keys(value, f"{prefix}{key}.")
+    return unknown
 
 
 def compose_config(overrides: list[str], config_name: str = "config", config_dir: str | None = None) -> DictConfig:
     """Compose conf/config.yaml (or `config_name` from `config_dir`, which may extend it)
-    with overrides; raises ConfigError in one line."""
+    with overrides; raises ConfigError in one line, also for a key the schema lacks."""
     register_configs()  # idempotent; every composing process needs the schemas (sweep workers too)
     try:
         if config_dir is None:
             with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
-                return compose(config_name=config_name, overrides=overrides)
-        if not Path(config_dir).is_dir():
-            raise ConfigError(f"--config-dir {config_dir}: no such folder")
-        with initialize_config_dir(config_dir=str(Path(config_dir).resolve()), version_base="1.3"):
-            return compose(config_name=config_name, overrides=[f"hydra.searchpath=[pkg://{CONFIG_MODULE}]", *overrides])
+                cfg = compose(config_name=config_name, overrides=overrides)
+        else:
+            if not Path(config_dir).is_dir():
+                raise ConfigError(f"--config-dir {config_dir}: no such folder")
+            with initialize_config_dir(config_dir=str(Path(config_dir).resolve()), version_base="1.3"):
+                cfg = compose(config_name=config_name, overrides=[f"hydra.searchpath=[pkg://{CONFIG_MODULE}]", *overrides])
     except GansweepError:
         raise
     except Exception as exc:
         raise ConfigError(_hydra_error_line(overrides, exc)) from None
+    unknown = _unknown_keys(cfg)
+    if unknown:
+        raise ConfigError(_unknown_key_line(unknown[0], _override_of(overrides, unknown[0])))
+    return cfg

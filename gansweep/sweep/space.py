@@ -33,6 +33,7 @@ from optuna.distributions import (
     IntDistribution,
 )
 
+from gansweep.config import closest_key
 from gansweep.errors import ConfigError
 
 DEFAULT_SPACE = "default.yaml"
@@ -117,7 +118,9 @@ def build_space(source: str, exprs: dict[str, str], base_cfg: DictConfig) -> Sea
             continue
         current = OmegaConf.select(base_cfg, key, default="__missing__")
         if current == "__missing__" or isinstance(current, DictConfig):
-            raise ConfigError(f"{source}: {key}: no such config key; see gansweep train --cfg job for the keys")
+            close = closest_key(key)
+            hint = f"did you mean {close}? " if close else ""
+            raise ConfigError(f"{source}: {key}: no such config key; {hint}see gansweep train --cfg job for the keys")
         params[key] = to_distribution(key, expr, current, source)
     return SearchSpace(source, params)
 

@@ -78,18 +78,9 @@ OFF_DOMAIN = "digits, not this data"
 DEFAULT_OBJECTIVE = {DataKind.mixture: "mixture_tv", DataKind.image: "fid"}
 
 
-def data_kinds(is_points: bool, has_classes: bool, conditional: bool = False) -> frozenset[DataKind]:
-    """The kinds a run's data belongs to: mixture, or image (+ digits, + conditional)."""
-    if is_points:
-        return frozenset({DataKind.mixture})
-    if not has_classes:
-        return frozenset({DataKind.image})
-    return frozenset({DataKind.image, DataKind.digits} | ({DataKind.conditional} if conditional else set()))
-
-
-def scores_for(is_points: bool, has_classes: bool, conditional: bool = False) -> list[str]:
-    """Names of the scores a run on this data gets, in registry order."""
-    kinds = data_kinds(is_points, has_classes, conditional)
+def scores_for(kinds: frozenset[DataKind]) -> list[str]:
+    """Names of the scores a run whose evaluator scores these kinds gets, in registry order.
+    ``gansweep.metrics.evaluate.scored_kinds`` says which kinds an evaluator scores."""
     return [s.name for s in SCORES.values() if s.kinds & kinds]
 
 
@@ -98,19 +89,20 @@ def default_objective(is_points: bool) -> list[str]:
     return [DEFAULT_OBJECTIVE[DataKind.mixture if is_points else DataKind.image]]
 
 
-def parse_objectives(text: str | None, is_points: bool, has_classes: bool = True, conditional: bool = False) -> list[str]:
-    """`fid,coverage` -> ["fid", "coverage"], each a registered objective this data (and
-    model: class_agreement needs a conditional one) gets."""
+def parse_objectives(text: str | None, kinds: frozenset[DataKind]) -> list[str]:
+    """`fid,coverage` -> ["fid", "coverage"], each a registered objective that a run whose
+    evaluator scores ``kinds`` gets (digit scores need the digit network, class_agreement
+    a conditional model); anything else is refused before a sweep starts."""
     if not text:
-        return default_objective(is_points)
+        return default_objective(DataKind.mixture in kinds)
     names = [n.strip() for n in text.split(",") if n.strip()]
-    available = [n for n in scores_for(is_points, has_classes, conditional) if SCORES[n].objective]
+    available = [n for n in scores_for(kinds) if SCORES[n].objective]
     for name in names:
         if name not in SCORES or not SCORES[name].objective:
             choices = ", ".join(n for n, s in SCORES.items() if s.objective)
             raise ConfigError(f"--objective {name}: unknown score; choose from {choices}")
         if name not in available:
-            raise ConfigError(f"--objective {name}: not scored on this data; choose from {', '.join(available)}")
+            raise ConfigError(f"--objective {name}: this run's evaluator does not compute it; choose from {', '.join(available)}")
     if len(set(names)) != len(names):
         raise ConfigError(f"--objective {text}: a score is named twice")
     return names

@@ -10,9 +10,10 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from gansweep.config import TrainConfig
+from gansweep.config import DataConfig, TrainConfig
 from gansweep.data import Dataset, dataset_key
 from gansweep.models import ConditionalGenerator
+from gansweep.scores import DataKind
 
 
 def default_cache_dir() -> Path:
@@ -37,12 +38,26 @@ def resolve_auto(cfg: TrainConfig) -> TrainConfig:
     return replace(cfg, data=replace(cfg.data, feature_net=resolve_feature_net("auto")))
 
 
+def evaluator_kind(data: DataConfig) -> str:
+    """What the Evaluator scores this data as: mixture, stacked or image."""
+    return "mixture" if data.is_points else ("stacked" if data.name == "stacked_mnist" else "image")
+
+
+def run_kinds(cfg: TrainConfig) -> frozenset[DataKind]:
+    """The score kinds this run's evaluator computes (metrics.evaluate.scored_kinds), with
+    data.feature_net=auto resolved as training will resolve it."""
+    from gansweep.metrics.evaluate import scored_kinds
+
+    return scored_kinds(evaluator_kind(cfg.data), resolve_feature_net(cfg.data.feature_net),
+                        cfg.data.has_digit_classes, bool(cfg.model.conditional))
+
+
 def build_evaluator(cfg: TrainConfig, data: Dataset, device: torch.device):
     """An Evaluator for this run's data; it scores `generate(n) -> samples` callables."""
     from gansweep.metrics.evaluate import EvalSettings, Evaluator, RealData
 
     e = cfg.eval
-    kind = "mixture" if data.is_points else ("stacked" if data.name == "stacked_mnist" else "image")
+    kind = evaluator_kind(cfg.data)
     settings = EvalSettings(
         n_samples=cfg.data.eval_samples or (e.mixture_samples if data.is_points else e.n_samples),
         feature_net=resolve_feature_net(cfg.data.feature_net),

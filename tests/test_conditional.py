@@ -16,6 +16,7 @@ from gansweep.config import compose_config, to_train_config
 from gansweep.errors import ConfigError
 from gansweep.metrics.evaluate import EvalSettings, Evaluator, RealData
 from gansweep.models import ConditionalGenerator, ProjectionDiscriminator, build_models
+from gansweep.metrics.evaluate import scored_kinds
 from gansweep.scores import parse_objectives
 
 CPU = torch.device("cpu")
@@ -59,9 +60,10 @@ def test_conditioning_without_classes_or_with_packing_is_refused_in_one_line(ove
 
 
 def test_class_agreement_is_an_objective_only_of_conditional_runs():
-    assert parse_objectives("class_agreement,fid", False, True, conditional=True) == ["class_agreement", "fid"]
-    with pytest.raises(ConfigError, match=r"--objective class_agreement: not scored on this data"):
-        parse_objectives("class_agreement", False, True, conditional=False)
+    conditional = scored_kinds("image", "digit_cnn", digit_classes=True, conditional=True)
+    assert parse_objectives("class_agreement,fid", conditional) == ["class_agreement", "fid"]
+    with pytest.raises(ConfigError, match=r"--objective class_agreement: this run's evaluator does not compute it"):
+        parse_objectives("class_agreement", scored_kinds("image", "digit_cnn", digit_classes=True))
 
 
 @pytest.fixture(scope="module")

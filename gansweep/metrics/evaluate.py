@@ -20,7 +20,7 @@ from typing import Callable
 import torch
 
 from gansweep.atomic import atomic_write
-from gansweep.scores import OFF_DOMAIN
+from gansweep.scores import OFF_DOMAIN, DataKind
 from gansweep.errors import ConfigError, DivergedError
 from gansweep.metrics.features import FEATURE_NETS, DigitNet, FeatureNet, load_digit_net
 from gansweep.metrics.fid import feature_stats, frechet_distance
@@ -70,6 +70,22 @@ class EvalSettings:
             raise ConfigError(f"eval.mode_threshold={self.mode_threshold}: must be in (0, 1]")
 
 
+def scored_kinds(kind: str, feature_net: str, digit_classes: bool, conditional: bool = False) -> frozenset[DataKind]:
+    """The registry's data kinds (``scores.DataKind``) an Evaluator scores: the one rule the
+    Evaluator itself follows and the sweep checks an objective against.
+
+    Every image is scored in its feature network's space; digit classes (modes,
+    Inception score) need the digit network, which stacked MNIST always loads and plain
+    digits get only as their feature net; class_agreement needs a conditional model too.
+    """
+    if kind == "mixture":
+        return frozenset({DataKind.mixture})
+    digits = kind == "stacked" or (feature_net == "digit_cnn" and digit_classes)
+    if not digits:
+        return frozenset({DataKind.image})
+    return frozenset({DataKind.image, DataKind.digits} | ({DataKind.conditional} if conditional and kind == "image" else set()))
+
+
 @dataclass
 class RealData:
     kind: str
@@ -113,12 +129,10 @@ class Evaluator:
         channels = real.samples.shape[1]
         if isinstance(self.net, DigitNet) and real.kind == "image" and channels != 1:
             raise ConfigError(f"data.feature_net=digit_cnn scores 1-channel digits; {real.key} has {channels} channels (use inception)")
-        # Class modes need the digit classifier: stacked MNIST always, plain images when it is the feature net.
+        # Class modes need the digit classifier (scored_kinds says when).
         self.digits: DigitNet | None = None
-        if real.kind == "stacked":
+        if DataKind.digits in scored_kinds(real.kind, settings.feature_net, real.digit_classes):
             self.digits = self.net if isinstance(self.net, DigitNet) else load_digit_net(self.device)
-        elif isinstance(self.net, DigitNet) and real.digit_classes:
-            self.digits = self.net
 
         self.stats = self._real_stats()
         self.radii = real_radii(self.stats["features"].to(self.device), settings.pr_k, settings.dc_k, settings.batch_size)
@@ -157,7 +171,7 @@ class Evaluator:
         if self.digits is not None:
             all_probs = torch.cat(probs)
             scores.update(self._score_modes(all_probs))
-            if classes and self.real.kind == "image":
+            if classes and DataKind.conditional in scored_kinds(self.real.kind, s.feature_net, self.real.digit_classes, True):
                 asked = torch.arange(len(fake)) % classes
                 scores["class_agreement"] = (all_probs.argmax(dim=1) == asked).double().mean().item()
         # A digit network's FID on non-digit images (fashion_mnist) is not comparable with

@@ -18,6 +18,7 @@ from gansweep.errors import EXIT_INTERRUPTED, ConfigError, SweepError
 from gansweep.health import OVERPOWER_PATIENCE
 from gansweep.progress import console
 from gansweep.scores import format_score, parse_objectives
+from gansweep.scoring import run_kinds
 from gansweep.sweep.driver import WorkerSpec, connect, run_worker, worker_process
 from gansweep.sweep.launcher import JOBS_DIR, LAUNCHERS, JobResources, require_launcher, submit_workers, wait_for_jobs
 from gansweep.sweep.live import LiveView
@@ -133,7 +134,7 @@ def run_sweep(argv: list[str]) -> int:
         if key in CONFIG_GROUPS:
             for option in dist.choices:
                 to_train_config(compose_config(base_overrides + [f"{key}={option}"]))
-    objectives = parse_objectives(args.objective, base_cfg.data.is_points, base_cfg.data.has_digit_classes, base_cfg.model.conditional)
+    objectives = parse_objectives(args.objective, run_kinds(base_cfg))
     if not base_cfg.eval.enabled:
         raise ConfigError("eval.enabled=false: a sweep needs the scores; drop that override")
 

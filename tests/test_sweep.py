@@ -239,9 +239,9 @@ def test_a_rerun_samples_new_parameters_in_the_random_startup_phase(tmp_path: Pa
 def test_workers_reruns_and_machines_get_different_sampler_seeds():
     from gansweep.sweep.driver import worker_seed
 
-    seeds = {worker_seed(0, w, n, host) for w in (0, 1) for n in (0, 6) for host in ("a", "b")}
-    assert len(seeds) == 8
-    assert worker_seed(0, 1, 6, "a") == worker_seed(0, 1, 6, "a")  # reproducible
+    seeds = {worker_seed(0, w, n, host, pid) for w in (0, 1) for n in (0, 6) for host in ("a", "b") for pid in (7, 8)}
+    assert len(seeds) == 16
+    assert worker_seed(0, 1, 6, "a", 7) == worker_seed(0, 1, 6, "a", 7)  # reproducible
 
 
 def test_a_storage_password_never_reaches_the_terminal(tmp_path, capsys):

@@ -60,3 +60,17 @@ def test_bad_job_resources_are_one_line_before_anything_starts(tmp_path: Path, c
     assert main(["sweep", "--dir", str(tmp_path), "--launcher", "local", flag, value, "--trials", "1", *TINY]) == 2
     assert capsys.readouterr().err.strip() == f"error: {message}"
     assert not any(tmp_path.iterdir())
+
+
+def test_the_storage_url_reaches_the_jobs_by_environment_and_is_never_written(tmp_path: Path) -> None:
+    """submitit pickles each job's arguments into the jobs folder, which sits on a shared
+    file system: the URL (with its password, for a database) must not be among them."""
+    (tmp_path / "db").mkdir()
+    url = f"sqlite:///{tmp_path / 'db' / 'study.sqlite3'}"
+    done = gansweep_process("sweep", "--dir", str(tmp_path / "sweeps"), "--launcher", "local", "--trials", "1",
+                            "--name", "secret", "--storage", url, *TINY, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "sweep done: 1 finished trials (1 completed)" in done.stdout
+    written = [p for p in (tmp_path / "sweeps").rglob("*") if p.is_file()]
+    assert any(p.name.endswith("_submitted.pkl") for p in written)
+    assert [p for p in written if url.encode() in p.read_bytes()] == []

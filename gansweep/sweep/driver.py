@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import os
 import signal
 import socket
 import sys
@@ -21,7 +22,7 @@ import optuna
 from filelock import FileLock
 from optuna.trial import TrialState
 
-from gansweep.errors import EXIT_INTERRUPTED, GansweepError, os_error_line
+from gansweep.errors import EXIT_INTERRUPTED, ConfigError, GansweepError, os_error_line
 from gansweep.progress import err_console
 from gansweep.rundir import Status, StopKind, StopReason
 from gansweep.sweep.space import SearchSpace
@@ -44,6 +45,11 @@ from gansweep.sweep.trial import (
 )
 
 
+# Where a submitted job reads the storage URL, so that its password is never pickled to disk;
+# a WorkerSpec whose storage_url is this name looks it up there.
+STORAGE_ENV = "GANSWEEP_STORAGE_URL"
+
+
 @dataclass
 class WorkerSpec:
     """Everything a worker process needs (picklable)."""
@@ -51,7 +57,7 @@ class WorkerSpec:
     plan: TrialPlan
     study: StudySpec
     space: SearchSpace
-    storage_url: Optional[str]
+    storage_url: Optional[str]  # or STORAGE_ENV: read from the environment (a submitted job)
     sampler: str
     pruner: str
     seed: int
@@ -64,7 +70,7 @@ class WorkerSpec:
 def connect(spec: WorkerSpec) -> optuna.Study:
     """Open (or create) the study with this worker's seeded sampler."""
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # the live view reports trials itself
-    storage = make_storage(spec.storage_url, spec.plan.sweep_dir)
+    storage = make_storage(storage_url(spec), spec.plan.sweep_dir)
     study = open_study(spec.study, storage, make_sampler(spec.sampler, spec.seed, spec.space, len(spec.study.objectives)),
                        make_pruner(spec.pruner))
     # Reseeded once the study's size is known: a rerun, another worker or another machine
@@ -75,10 +81,21 @@ def connect(spec: WorkerSpec) -> optuna.Study:
     return study
 
 
-def worker_seed(seed: int, worker_index: int, trials_so_far: int, host: str | None = None) -> int:
-    """The sampler seed of one worker: --seed mixed with this host, the worker's index and
-    how many trials the study already holds, so no two workers or reruns share one."""
-    text = f"{seed}/{host or socket.gethostname()}/{worker_index}/{trials_so_far}"
+def storage_url(spec: WorkerSpec) -> Optional[str]:
+    """The worker's storage URL; a job submitted to a scheduler finds it in its environment."""
+    if spec.storage_url != STORAGE_ENV:
+        return spec.storage_url
+    if STORAGE_ENV not in os.environ:
+        raise ConfigError(f"the storage URL did not reach this job: ${STORAGE_ENV} is not set here "
+                          "(the scheduler must pass the environment on, as sbatch --export=ALL does)")
+    return os.environ[STORAGE_ENV]
+
+
+def worker_seed(seed: int, worker_index: int, trials_so_far: int, host: str | None = None, pid: int | None = None) -> int:
+    """The sampler seed of one worker: --seed mixed with this host, this process, the
+    worker's index and how many trials the study already holds, so no two workers or
+    reruns share one (two sweeps started at once on one node differ only by their pid)."""
+    text = f"{seed}/{host or socket.gethostname()}/{pid or os.getpid()}/{worker_index}/{trials_so_far}"
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big")
 
 

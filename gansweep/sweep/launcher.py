@@ -9,6 +9,7 @@ processes on this machine: the same path as SLURM without a cluster (what CI tes
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from dataclasses import dataclass, replace
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from gansweep.errors import ConfigError, SweepError
-from gansweep.sweep.driver import WorkerSpec, run_worker
+from gansweep.sweep.driver import STORAGE_ENV, WorkerSpec, run_worker
 
 LAUNCHERS = ("processes", "slurm", "local")  # processes: multiprocessing on this machine (no submitit)
 JOBS_DIR = "jobs"  # in the sweep folder: submitit's files and each job's stdout/stderr logs
@@ -67,6 +68,12 @@ def submit_workers(spec: WorkerSpec, workers: int, launcher: str, resources: Job
     if resources.partition:
         params["slurm_partition"] = resources.partition
     executor.update_parameters(**params)
+    # submitit pickles each job's arguments into the jobs folder, readable by others on a
+    # shared file system: the storage URL (and its password) goes by environment instead,
+    # which the local executor and sbatch (--export=ALL, its default) pass on to the jobs.
+    if spec.storage_url:
+        os.environ[STORAGE_ENV] = spec.storage_url
+        spec = replace(spec, storage_url=STORAGE_ENV)
     # Each job runs one worker loop and returns why it stopped.
     try:
         return [executor.submit(run_worker, replace(spec, worker_index=i)) for i in range(workers)]

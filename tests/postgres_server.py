@@ -16,11 +16,20 @@ import subprocess
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pytest
 
 PG_BIN_DIRS = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)  # Debian keeps them off PATH
+
+
+# How to restart each running cluster, by its URL: pg_ctl restart -m fast, as an admin would.
+_RESTART: dict[str, Callable[[], object]] = {}
+
+
+def restart(url: str) -> None:
+    """Restart the cluster behind `url` (its clients' connections drop; it is back within a second or so)."""
+    _RESTART[url]()
 
 
 def _program(name: str) -> str | None:
@@ -52,10 +61,13 @@ def postgres_cluster() -> Iterator[str]:
     data, port = root / "pgdata", _free_port()
     subprocess.run([*as_user, initdb, "-D", str(data), "-A", "trust", "-U", "gansweep"], check=True, capture_output=True, cwd=root)
     options = f"-h 127.0.0.1 -p {port} -k {root}"
-    subprocess.run([*as_user, pg_ctl, "-D", str(data), "-o", options, "-l", str(root / "server.log"), "-w", "start"],
-                   check=True, capture_output=True, cwd=root)
+    server = [*as_user, pg_ctl, "-D", str(data), "-o", options, "-l", str(root / "server.log"), "-w"]
+    subprocess.run([*server, "start"], check=True, capture_output=True, cwd=root)
+    url = f"postgresql://gansweep@127.0.0.1:{port}/postgres"
+    _RESTART[url] = lambda: subprocess.run([*server, "-m", "fast", "restart"], check=True, capture_output=True, cwd=root)
     try:
-        yield f"postgresql://gansweep@127.0.0.1:{port}/postgres"
+        yield url
     finally:
+        _RESTART.pop(url, None)
         subprocess.run([*as_user, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True, cwd=root)
         shutil.rmtree(root, ignore_errors=True)

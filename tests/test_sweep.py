@@ -284,3 +284,43 @@ def test_a_trial_whose_worker_died_before_marking_it_alive_is_retried(tmp_path: 
     assert study_module.retry_stale_trials(study) == [orphan.number]
     retry = study.trials[-1]
     assert retry.state.name == "WAITING" and retry.user_attrs["retry_of"] == orphan.number
+
+
+# A `gansweep sweep` whose every checkpoint write finds the disk full.
+DISK_FULL = """
+import errno, sys
+from gansweep import rundir
+def full(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+rundir.RunFolder.save_checkpoint = full
+from gansweep.cli import main
+sys.exit(main(["sweep", *sys.argv[1:]]))
+"""
+
+
+def test_a_full_disk_stops_the_sweep_in_one_line_and_a_rerun_trains_the_trial(tmp_path: Path) -> None:
+    """Trials failed for lack of space used to count as finished: the budget burnt in
+    seconds, exit 0, and a rerun never redid them."""
+    from train_helpers import gansweep_process, subprocess_env
+
+    args = ["--dir", str(tmp_path), "--trials", "3", "--name", "full", *TINY]
+    full = subprocess.run([sys.executable, "-c", DISK_FULL, *args], capture_output=True, text=True, env=subprocess_env(), timeout=300)
+    assert full.returncode == 2
+    assert full.stderr.strip().splitlines() == ["error: No space left on device; check the path, its permissions and the free space"]
+
+    rerun = gansweep_process("sweep", *args, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    frame = trials(tmp_path / "full").set_index("trial")
+    assert frame["retry_of"].dropna().tolist() == [0]  # the trial the full disk stopped, trained again
+    assert frame.loc[0, "status"] == "failed" and sorted(frame.drop(index=0)["status"]) == ["completed"] * 3
+
+
+def test_a_journal_record_torn_by_a_full_disk_is_dropped_and_the_sweep_goes_on(tmp_path: Path) -> None:
+    assert sweep(tmp_path, "--trials", "1", "--name", "torn", *TINY) == 0
+    journal = tmp_path / "sweeps" / "torn" / "study.journal"
+    with open(journal, "ab") as fh:  # what a write cut short by ENOSPC leaves
+        fh.write(b'{"op_code": 5, "worker_id": "x", "trial_id": 0, "user_attr')
+
+    assert sweep(tmp_path, "--trials", "2", "--name", "torn", *TINY) == 0
+    assert sweep(tmp_path, "--trials", "3", "--name", "torn", *TINY) == 0  # reads the journal the second run appended to
+    assert sorted(trials(tmp_path / "sweeps" / "torn")["status"]) == ["completed"] * 3

@@ -16,10 +16,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from gansweep.sweep.study import StudySpec, make_pruner, open_study, with_driver
+from gansweep.sweep.study import HEARTBEAT_S, StudySpec, make_pruner, open_study, with_driver
 
 from dashboard_client import dashboard_studies
-from postgres_server import postgres_cluster
+from postgres_server import postgres_cluster, restart
 from train_helpers import subprocess_env
 
 TINY = ["model=mlp", "data=ring8", "data.std=0.1", "steps=40", "model.hidden=32", "eval.mixture_samples=300", "log_every=10"]
@@ -114,3 +114,40 @@ def test_a_study_half_created_by_another_machine_is_joined_not_refused(tmp_path:
     with pytest.raises(Exception, match="started with other space"):
         open_study(StudySpec("s", ["mixture_tv"], "params: {}\n", ["model=mlp"]), storage,
                    optuna.samplers.RandomSampler(), make_pruner("none"))
+
+
+def test_two_sweeps_on_one_host_never_sample_the_same_parameters(tmp_path: Path, postgres_url: str) -> None:
+    """Two processes on one node (SLURM jobs that land together) with the same --seed: the
+    sampler seed differs by process, so no parameter set is drawn twice."""
+    procs = [_machine(postgres_url, tmp_path / name, 12, "one_host") for name in ("a", "b")]
+    for p in procs:
+        assert p.communicate(timeout=600) and p.returncode == 0
+    study = optuna.load_study(study_name="one_host", storage=with_driver(postgres_url))
+    drawn = [tuple(sorted(t.params.items())) for t in study.trials]
+    assert len(drawn) >= 12 and len(set(drawn)) == len(drawn)
+
+
+def test_a_database_restart_mid_trial_loses_nothing(tmp_path: Path, postgres_url: str) -> None:
+    """pg_ctl restart while a trial trains: its heartbeat beats on (else another machine
+    fails the live trial as stale 60 s later and trains it again), and the trial's end is
+    recorded as it happened."""
+    sweep = _machine(postgres_url, tmp_path / "a", 1, "blip", ["steps=5000", "log_every=100"])
+    checkpoint = tmp_path / "a" / "blip" / "trial_0000" / "checkpoints" / "last.pt"
+    deadline = time.monotonic() + 120
+    while not checkpoint.exists() and time.monotonic() < deadline and sweep.poll() is None:
+        time.sleep(0.2)
+    assert checkpoint.exists(), sweep.communicate()[1]
+    restart(postgres_url)
+    restarted = time.time()
+
+    study = optuna.load_study(study_name="blip", storage=with_driver(postgres_url))
+    deadline = time.monotonic() + 3 * HEARTBEAT_S
+    while study.trials[0].user_attrs["heartbeat"] < restarted and time.monotonic() < deadline and sweep.poll() is None:
+        time.sleep(1.0)
+    assert study.trials[0].user_attrs["heartbeat"] > restarted  # still beating after the restart
+
+    out, err = sweep.communicate(timeout=600)
+    assert sweep.returncode == 0, err
+    trial = optuna.load_study(study_name="blip", storage=with_driver(postgres_url)).trials[0]
+    assert trial.state == optuna.trial.TrialState.COMPLETE and trial.user_attrs["status"] == "completed"
+    assert json.loads((tmp_path / "a" / "blip" / "trial_0000" / "summary.json").read_text())["status"] == "completed"

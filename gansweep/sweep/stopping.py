@@ -27,6 +27,7 @@ import optuna
 from gansweep.health import OVERPOWER_PATIENCE, STOP, collapse_stop, d_overpowers, overpowering_words
 from gansweep.rundir import StopKind, StopReason
 from gansweep.scores import format_score, is_better
+from gansweep.sweep.study import patiently
 from gansweep.train import StopTraining, TrainHooks
 
 MEDIAN_STARTUP = 5  # finished trials the multi-objective median rule waits for
@@ -105,13 +106,15 @@ class TrialStopper:
         evals = 4 if self.eval_every == 0 else max(1, round(total / self.eval_every))
         pct = budget_percent(step, total, evals)
         shown = f"{first}={format_score(first, value)}"
+        # Each call waits out a database blip rather than fail a trial that is training well.
         if len(self.objectives) == 1:
-            self.trial.report(float(value), pct)
-            return StopReason(StopKind.pruned, step, f"{pct}% of the budget, {shown}") if self.trial.should_prune() else None
-        self.trial.set_user_attr(f"progress_{pct}", float(value))
+            patiently(lambda: self.trial.report(float(value), pct))
+            pruned = patiently(self.trial.should_prune)
+            return StopReason(StopKind.pruned, step, f"{pct}% of the budget, {shown}") if pruned else None
+        patiently(lambda: self.trial.set_user_attr(f"progress_{pct}", float(value)))
         others = [
             t.user_attrs[f"progress_{pct}"]
-            for t in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+            for t in patiently(lambda: self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
             if f"progress_{pct}" in t.user_attrs
         ]
         median = statistics.median(others) if len(others) >= MEDIAN_STARTUP else None

@@ -17,6 +17,7 @@ ran it, and ``base_config`` / ``retry_of`` when they apply.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import socket
@@ -24,19 +25,22 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional, TypeVar
 
 import optuna
 from optuna.storages import JournalStorage
-from optuna.storages.journal import JournalFileBackend
+from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
+from optuna.exceptions import StorageInternalError, UpdateFinishedTrialError
 from optuna.trial import TrialState
 
+from gansweep.atomic import write_bytes_atomic
 from gansweep.errors import ConfigError
 from gansweep.rundir import Status, StopReason, pid_alive
 from gansweep.scores import direction
 from gansweep.sweep.space import SearchSpace, grid_values
 
 HEARTBEAT_S = 10.0  # how often a running trial says it is alive
+STORAGE_PATIENCE_S = 120.0  # how long a write to the study waits out a database restart or a network blip
 GRACE_S = 60.0  # a heartbeat older than this marks a trial on another host stale
 SAMPLERS = ("tpe", "random", "grid", "nsga2", "qmc")
 PRUNERS = ("median", "hyperband", "none")
@@ -65,12 +69,15 @@ def _open_rdb(url: str, attempts: int = 5) -> optuna.storages.RDBStorage:
     (the database then refuses one of the two CREATEs), try again: the tables exist now."""
     from sqlalchemy.exc import IntegrityError, ProgrammingError
 
+    # pool_pre_ping: a connection the server dropped (a restart, a network blip) is replaced
+    # when next taken from the pool, rather than failing whatever the worker does next.
+    engine = {"pool_pre_ping": True}
     for attempt in range(1, attempts):
         try:
-            return optuna.storages.RDBStorage(url)
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine)
         except (IntegrityError, ProgrammingError):
             time.sleep(0.2 * attempt)
-    return optuna.storages.RDBStorage(url)
+    return optuna.storages.RDBStorage(url, engine_kwargs=engine)
 
 
 def make_storage(url: str | None, sweep_dir: Path) -> Any:
@@ -84,7 +91,36 @@ def make_storage(url: str | None, sweep_dir: Path) -> Any:
             reason = str(exc).splitlines()[0].replace(driven, redact_url(driven))
             raise ConfigError(f"--storage {shown}: cannot open ({reason})") from None
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    return JournalStorage(JournalFileBackend(str(sweep_dir / "study.journal")))
+    path = sweep_dir / "study.journal"
+    lock = JournalFileSymlinkLock(str(path))
+    if path.exists():
+        repair_journal(path, lock)
+    return JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
+
+
+def repair_journal(path: Path, lock: JournalFileSymlinkLock) -> None:
+    """Drop the records a full disk tore (Optuna would fail every read after the next
+    append). A torn record is a write that failed, so its operation never happened: the
+    torn end is cut in place, and a torn line inside (left by an older gansweep) is removed."""
+    lock.acquire()  # the lock Optuna's writers append under
+    try:
+        data = path.read_bytes()
+        end = data.rfind(b"\n") + 1
+        lines = data[:end].splitlines(keepends=True)
+        whole = [line for line in lines if _is_record(line)]
+        if len(whole) < len(lines):
+            write_bytes_atomic(path, b"".join(whole))
+        elif end < len(data):
+            os.truncate(path, end)  # in place: other readers' offsets up to here stay right
+    finally:
+        lock.release()
+
+
+def _is_record(line: bytes) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:
+        return False
 
 
 class _GridSampler(optuna.samplers.GridSampler):
@@ -230,6 +266,35 @@ def mark_alive(trial: optuna.trial.Trial) -> None:
     trial.set_user_attr("heartbeat", time.time())
 
 
+T = TypeVar("T")
+
+
+def patiently(call: Callable[[], T], patience_s: float = STORAGE_PATIENCE_S) -> T:
+    """call(), retried while the database cannot be reached (Optuna raises
+    StorageInternalError for a dropped or refused connection): a restart of a second
+    must not cost a trial that trained for an hour."""
+    deadline, delay = time.monotonic() + patience_s, 0.5
+    while True:
+        try:
+            return call()
+        except StorageInternalError:
+            if time.monotonic() + delay > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(2 * delay, 10.0)
+
+
+def record(trial: optuna.trial.Trial, attrs: dict[str, Any]) -> bool:
+    """Store user attributes of a trial this worker runs, waiting out a database blip;
+    False when another worker has meanwhile failed the trial as stale."""
+    try:
+        for key, value in attrs.items():
+            patiently(lambda: trial.set_user_attr(key, value))
+    except UpdateFinishedTrialError:
+        return False
+    return True
+
+
 class Heartbeat:
     """Refreshes the heartbeat of a trial every HEARTBEAT_S seconds while it runs (the
     worker marks it alive with mark_alive when it takes the trial)."""
@@ -243,8 +308,10 @@ class Heartbeat:
         while not self._stop.wait(self.interval):
             try:
                 self.trial.set_user_attr("heartbeat", time.time())
-            except Exception:  # the trial may have finished in between; the next beat is moot
+            except UpdateFinishedTrialError:  # finished in between: the next beat is moot
                 return
+            except Exception:  # the database is unreachable for now: beat again next time
+                continue
 
     def __enter__(self) -> "Heartbeat":
         self._thread.start()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from gansweep.losses import LOSSES
 from gansweep.rundir import RunFolder, RunSummary, Status, StopKind, StopReason, SweepMembership
 from gansweep.scores import is_finite_number
 from gansweep.sweep.stopping import HealthWatch, TrialStopper
+from gansweep.sweep.study import record
 from gansweep.train import TrainHooks, train
 
 # The trial user attribute that says why a completed trial's generator does not work
@@ -150,7 +152,12 @@ def prepare_trial(plan: TrialPlan, study: optuna.Study, trial: optuna.trial.Tria
 
 def conclude_trial(plan: TrialPlan, prepared: TrialRun, summary: Optional[RunSummary], error: Optional[BaseException] = None) -> TrialOutcome:
     """Turn how the run ended (its summary, or the error that ended it) into an Optuna
-    outcome, and record the outcome in the trial's user attributes."""
+    outcome, and record the outcome in the trial's user attributes. Raises the OSError
+    of a full disk again."""
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        # A full disk fails every trial alike: stop the sweep in one line rather than burn its
+        # budget; the trial stays running, so once space is freed a rerun retries it.
+        raise error
     trial, out_dir = prepared.trial, prepared.out_dir
     outcome = TrialOutcome(trial.number, Status.failed, params=dict(trial.params))
     if isinstance(error, DivergedError):
@@ -174,14 +181,13 @@ def conclude_trial(plan: TrialPlan, prepared: TrialRun, summary: Optional[RunSum
                 outcome.values = [float(summary.scores[o]) for o in plan.objectives]
                 outcome.not_working = not_working(summary.scores)
     outcome.duration_s = time.monotonic() - prepared.started
-    trial.set_user_attr("status", outcome.status.value)
-    trial.set_user_attr("stop_reason", outcome.reason.to_json() if outcome.reason else None)
-    trial.set_user_attr("duration_s", outcome.duration_s)
-    trial.set_user_attr(NOT_WORKING, outcome.not_working)
+    attrs = {"status": outcome.status.value, "stop_reason": outcome.reason.to_json() if outcome.reason else None,
+             "duration_s": outcome.duration_s, NOT_WORKING: outcome.not_working}
     try:  # the full config, so any machine sharing the study can write best.yaml
-        trial.set_user_attr("config", RunFolder(out_dir).read_config() or None)
+        attrs["config"] = RunFolder(out_dir).read_config() or None
     except GansweepError:
         pass
+    record(trial, attrs)  # False: another machine failed the trial as stale; its retry counts
     return outcome
 
 

@@ -77,6 +77,10 @@ OFF_DOMAIN = "digits, not this data"
 # generator that sprays points over the plane (few HQ samples, all modes touched).
 DEFAULT_OBJECTIVE = {DataKind.mixture: "mixture_tv", DataKind.image: "fid"}
 
+# The scores the report shows right after the objective, by what they are computed on:
+# where the samples land on 2D mixtures; quality and modes on images.
+KEY_SCORES = {DataKind.mixture: ("modes_covered", "hq_fraction"), DataKind.image: ("fid", "precision", "modes_covered")}
+
 
 def scores_for(kinds: frozenset[DataKind]) -> list[str]:
     """Names of the scores a run whose evaluator scores these kinds gets, in registry order.

@@ -193,7 +193,7 @@ def test_piped_table_is_the_compact_set_in_a_useful_order(outputs: Path) -> None
     header = table_header(out)
     # Run, status, diagnosis, the objective scores, then the hyperparameters that vary.
     assert header[:4] == ["run", "status", "diagnosis", "fid"]
-    assert header[header.index("fid"):] == ["fid", "precision", "recall", "density", "coverage", "modes_covered", "mode_kl",
+    assert header[header.index("fid"):] == ["fid", "precision", "modes", "recall", "density", "coverage", "mode_kl",
                                             "model", "loss", "lr", "batch_size", "seed", "model.ngf"]
     # Not the 40-odd columns of the export: no provenance, no values equal in every run.
     for hidden in ("n_fake", "feature_net_sha256", "beta1", "data", "lr_g", "images_seen", "path", "confidence"):
@@ -201,15 +201,15 @@ def test_piped_table_is_the_compact_set_in_a_useful_order(outputs: Path) -> None
     assert "hidden to fit" not in out and max(len(line) for line in out.splitlines()) < 250
 
 
-def test_terminal_of_80_columns_keeps_run_status_diagnosis_and_the_objective(outputs: Path) -> None:
+def test_terminal_of_80_columns_keeps_run_status_diagnosis_the_objective_precision_and_modes(outputs: Path) -> None:
     code, out, _ = report(str(outputs), width=80)
     header = table_header(out)
-    assert header[:4] == ["run", "status", "diagnosis", "fid"] and "precision" not in header
+    assert header[:6] == ["run", "status", "diagnosis", "fid", "precision", "modes"]
     assert all(len(line) <= 80 for line in out.splitlines())
     hidden = " ".join(out.split()).split("hidden to fit the terminal: ")[1]
-    assert hidden.startswith("precision, recall") and "batch_size" in hidden
-    # Run names are relative to the root and never cut mid-table.
-    assert "│runs/a " in out and "sweeps/lr/trial_0001" in out
+    assert hidden.startswith("recall") and "batch_size" in hidden
+    # Run names are relative to the root, lose leading folders first and are never cut in the middle.
+    assert "│runs/a " in out and "│…/trial_0001 " in out
 
 
 def test_terminal_of_200_columns_shows_hyperparameters_before_secondary_scores(outputs: Path) -> None:
@@ -225,8 +225,9 @@ def test_run_names_are_shortened_on_a_terminal_and_relative_to_the_common_root(t
         write_run(tmp_path / "outputs" / name, train_config())
     code, out, _ = report(str(tmp_path / "outputs"), width=80)
     assert "runs in 2026-12-03/" in out  # the common folder, said once as the title
-    assert "│16-40-11_dcgan_mnist " in out
-    assert "…" in out and "2026-12-03/16-35-09" not in out.split("runs in")[1]
+    # Cut at the end: the time that starts a run's name tells runs apart.
+    assert "│16-40-11_dcga… " in out and "│16-35-09_dcga… " in out
+    assert "2026-12-03/16-35-09" not in out.split("runs in")[1]
 
 
 def test_columns_flag_picks_columns_on_a_terminal_and_piped(outputs: Path) -> None:

@@ -25,18 +25,25 @@ from gansweep.report.plots import make_plots
 from gansweep.report.provenance import flag_mixed_scoring
 from gansweep.report.sweeps import collect_sweeps
 from gansweep.report.table import (
+    MODES,
     RUN_WIDTH,
+    RUN_WIDTH_NARROW,
+    WIDE_TERMINAL,
     chosen_columns,
     compact_columns,
+    default_objectives,
     default_sort_key,
     filter_runs,
     fit_columns,
     group_runs,
     is_higher_better,
+    key_scores,
     primary_scores,
     runs_table,
     short_names,
+    score_name,
     sort_runs,
+    with_modes,
 )
 
 # A table not cut to a terminal keeps its natural width, within these.
@@ -101,15 +108,18 @@ def run(args: argparse.Namespace, out: Console | None = None, err: Console | Non
     declared = [o for info in result.sweeps.values() for o in info.objectives]
     primary = primary_scores(shown, sort_key, declared)
     fit = out.is_terminal and not (args.columns or args.all_columns)
-    prefix, names = short_names(list(shown["run"]), RUN_WIDTH if fit else None)
+    prefix, names = short_names(list(shown["run"]), (RUN_WIDTH if out.width >= WIDE_TERMINAL else RUN_WIDTH_NARROW) if fit else None)
     if args.all_columns:
         columns = list(shown.columns)
     elif args.columns:
         columns = chosen_columns(shown, _split(args.columns, "--columns"))
     else:
+        shown = with_modes(shown)
         columns = compact_columns(shown, result.config_columns, primary)
     title = f"runs in {prefix}/" if prefix else ""
-    first = ["run", "status", "diagnosis", *primary, "flags"]
+    # By role: who, how it ended, why; the objective; the scores that matter for the data.
+    key = [MODES if k == "modes_covered" and MODES in shown else k for k in key_scores(shown, sort_key)]
+    first = ["run", "status", "diagnosis", *primary, *key, *default_objectives(shown), "flags"]
     _print_table(out, shown.assign(run=names), columns, sort_key, title, first if fit else None)
     if groups is not None:
         _print_table(out, groups, list(groups.columns), None, "groups", [*by, "count"] if out.is_terminal else None)
@@ -142,8 +152,8 @@ def _print_table(out: Console, frame: pd.DataFrame, columns: list[str], sort_key
                  first: list[str] | None) -> None:
     """With ``first`` (the columns that matter most), print the columns that fit the
     terminal and name the others; without, print every column at the table's natural width."""
-    on_screen = fit_columns(frame, columns, out.width, first) if first is not None else columns
-    table = runs_table(frame, on_screen, sort_key, title=title, wrap=first is not None)
+    on_screen, wrap = fit_columns(frame, columns, out.width, first, sort_key) if first is not None else (columns, None)
+    table = runs_table(frame, on_screen, sort_key, title=title, wrap=wrap)
     if first is None:
         width = out.width
         out.width = MAX_NATURAL_WIDTH  # measure the table unconstrained, then print it at that width
@@ -169,7 +179,9 @@ def _counts_line(found: int, skipped: int, matched: int, shown: int, sort_key: s
         line += f", {matched} match the filter"
     line += f"; showing {shown}"
     if sort_key:
-        line += f", sorted by {sort_key} ({'higher' if is_higher_better(sort_key) else 'lower'} is better)"
+        better = score_name(sort_key) is not None or sort_key == "images_per_s"
+        order = f"{'higher' if is_higher_better(sort_key) else 'lower'} is better" if better else "ascending"
+        line += f", sorted by {sort_key} ({order})"
     return line
 
 

@@ -33,8 +33,8 @@ NESTED_FIELDS = frozenset({"run_dir", "stop_reason", "scores", "provenance", "la
 MODES_TOTAL = "modes_total"
 # config.yaml keys that say where and how a run executed, not what it learned: never columns.
 RUN_SETTINGS = frozenset({
-    "threads", "device", "resume", "overwrite", "log_every", "sample_every", "checkpoint_every",
-    "data.root", "data.download", "eval.cache_dir", "eval.batch_size",
+    "threads", "device", "resume", "overwrite", "log_every", "sample_every", "checkpoint_every", "tensorboard",
+    "data.root", "data.download", "eval.enabled", "eval.cache_dir", "eval.batch_size",
 })
 
 

@@ -16,15 +16,21 @@ from gansweep.report.diagnose import HEALTHY
 from gansweep.health import not_working
 from gansweep.report.load import HYPERPARAMETERS, MODES_TOTAL
 from gansweep.rundir import Status
-from gansweep.scores import DEFAULT_OBJECTIVE, SCORES, format_score, higher_is_better
+from gansweep.scores import DEFAULT_OBJECTIVE, KEY_SCORES, SCORES, format_score, higher_is_better
 
 # Whole-number values of these are still measurements, shown with decimals.
 MEASUREMENTS = frozenset({"loss_d", "loss_g", "d_real", "d_fake", "grad_norm_d", "grad_norm_g", "images_per_s", "epochs"})
-# On a terminal: run names longer than this lose their leading folders, and the
-# diagnosis wraps at this width, so neither takes the width the scores need.
+# On a terminal: run names longer than this are cut (RUN_WIDTH_NARROW below
+# WIDE_TERMINAL columns), and the diagnosis wraps at DIAGNOSIS_WIDTH, or down to
+# DIAGNOSIS_MIN when the scores that matter need the width: neither takes their place.
 RUN_WIDTH = 22
+RUN_WIDTH_NARROW = 14
+WIDE_TERMINAL = 120
 DIAGNOSIS_WIDTH = 26
+DIAGNOSIS_MIN = 10
 MISSING = "–"
+# The display column of modes_covered beside modes_total: "8/8" under "modes".
+MODES = "modes"
 
 
 def score_name(key: str) -> str | None:
@@ -122,22 +128,46 @@ def group_runs(runs: pd.DataFrame, by: list[str], sort_key: str | None) -> pd.Da
 
 
 def primary_scores(runs: pd.DataFrame, sort_key: str | None, objectives: list[str]) -> list[str]:
-    """The columns runs are judged by: the sort key, the sweeps' declared objectives and
-    the default objective of each kind of data, those with a value."""
-    keys = dict.fromkeys([*([sort_key] if sort_key else []), *objectives, *DEFAULT_OBJECTIVE.values()])
+    """The columns runs are judged by, those with a value: the sort key and the sweeps'
+    declared objectives; without either, the default objective of each kind of data."""
+    keys = dict.fromkeys([*([sort_key] if sort_key else []), *objectives]) or dict.fromkeys(DEFAULT_OBJECTIVE.values())
     return [key for key in keys if key in runs and runs[key].notna().any()]
+
+
+def default_objectives(runs: pd.DataFrame) -> list[str]:
+    """The default objective of each kind of data the runs are on, those with a value."""
+    return [key for key in DEFAULT_OBJECTIVE.values() if key in runs and runs[key].notna().any()]
+
+
+def key_scores(runs: pd.DataFrame, sort_key: str | None = None) -> list[str]:
+    """The scores that matter for the runs' data (``scores.KEY_SCORES``: modes and HQ share
+    on 2D mixtures, FID, precision and modes on images), those with a value; those of the
+    sort key's kind of data first."""
+    kinds = sorted(KEY_SCORES, key=lambda kind: sort_key not in SCORES or kind not in SCORES[sort_key].kinds)
+    names = dict.fromkeys(name for kind in kinds for name in KEY_SCORES[kind])
+    return [name for name in names if name in runs and runs[name].notna().any()]
+
+
+def with_modes(runs: pd.DataFrame) -> pd.DataFrame:
+    """``runs`` with a ``modes`` column, modes_covered/modes_total as "8/8", for display."""
+    if "modes_covered" not in runs or MODES_TOTAL not in runs:
+        return runs
+    cells = [f"{int(c)}/{int(t)}" if pd.notna(c) and pd.notna(t) else None
+             for c, t in zip(runs["modes_covered"], runs[MODES_TOTAL])]
+    return runs.assign(**{MODES: cells})
 
 
 def compact_columns(runs: pd.DataFrame, config_columns: list[str], primary: list[str]) -> list[str]:
     """The default columns, in this order: run, status, diagnosis, the primary scores, the
-    other objective scores with a value, the hyperparameters and config keys that vary
-    among ``runs``, and flags when any run has one.
+    scores that matter for the data (``key_scores``), the other objective scores with a
+    value, the hyperparameters and config keys that vary among ``runs``, and flags when
+    any run has one. modes_covered shows as ``modes`` ("8/8") where ``runs`` has that column.
 
     A column equal to one already chosen in every row (lr_g that follows lr) is left out.
     """
-    others = [name for name, score in SCORES.items() if score.objective and name not in primary]
-    columns = ["run", "status", "diagnosis", *primary]
-    columns += [name for name in others if name in runs and runs[name].notna().any()]
+    scores = list(dict.fromkeys([*primary, *key_scores(runs, primary[0] if primary else None)]))
+    scores += [name for name, score in SCORES.items() if score.objective and name not in scores and name in runs and runs[name].notna().any()]
+    columns = ["run", "status", "diagnosis", *[MODES if s == "modes_covered" and MODES in runs else s for s in scores]]
     for key in (*HYPERPARAMETERS, *config_columns):
         if key in runs and runs[key].nunique(dropna=True) > 1 and not any(runs[key].equals(runs[c]) for c in columns):
             columns.append(key)
@@ -154,28 +184,49 @@ def chosen_columns(runs: pd.DataFrame, names: list[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def fit_columns(runs: pd.DataFrame, columns: list[str], width: int, first: list[str]) -> list[str]:
-    """The columns that fit in ``width`` characters, taken by priority, in table order.
+def fit_columns(runs: pd.DataFrame, columns: list[str], width: int, first: list[str],
+                sort_key: str | None = None) -> tuple[list[str], int]:
+    """The columns that fit in ``width`` characters, taken by priority, in table order,
+    and the width the diagnosis wraps at.
 
     Priority: ``first`` (in its order), then the columns that are not scores, left to
-    right (the hyperparameters that tell runs apart), then the remaining scores.
+    right (the hyperparameters that tell runs apart), then the remaining scores. The
+    diagnosis takes DIAGNOSIS_MIN while ``first`` is placed, then what is left of its
+    natural width up to DIAGNOSIS_WIDTH, before any other column.
     """
     rest = [c for c in columns if c not in first]
-    by_priority = [c for c in first if c in columns] + [c for c in rest if c not in SCORES] + [c for c in rest if c in SCORES]
+    firsts = [c for c in first if c in columns]
+    others = [c for c in rest if score_name(c) is None] + [c for c in rest if score_name(c) is not None]
+    needed = {c: _natural_width(runs, c, c == sort_key) + 3 for c in columns}  # padding and border
+    diagnosis = needed.pop("diagnosis", 3) - 3
     kept, used = set(), 1  # the table's left border
-    for column in by_priority:
-        cells = [len(format_value(column, v)) for v in runs[column]]
-        natural = max(len(column) + 2, *cells)  # the header may carry a sort arrow
-        needed = (min(natural, DIAGNOSIS_WIDTH) if column == "diagnosis" else natural) + 3  # padding and border
-        if used + needed <= width:
+    if diagnosis:
+        kept.add("diagnosis")
+        used += min(diagnosis, DIAGNOSIS_MIN) + 3
+    for column in [c for c in firsts if c != "diagnosis"]:
+        if used + needed[column] <= width:
             kept.add(column)
-            used += needed
-    return [c for c in columns if c in kept]
+            used += needed[column]
+    wrap = min(diagnosis, DIAGNOSIS_MIN)
+    if diagnosis:
+        wrap = max(wrap, min(diagnosis, DIAGNOSIS_WIDTH, width - used + wrap))
+        used += wrap - min(diagnosis, DIAGNOSIS_MIN)
+    for column in others:
+        if used + needed[column] <= width:
+            kept.add(column)
+            used += needed[column]
+    return [c for c in columns if c in kept], wrap
+
+
+def _natural_width(runs: pd.DataFrame, column: str, arrow: bool) -> int:
+    cells = [len(format_value(column, v)) for v in runs[column]]
+    return max(len(column) + (2 if arrow else 0), *cells)
 
 
 def short_names(names: list[str], width: int | None = None) -> tuple[str, list[str]]:
     """The folder prefix all run names share, and each name without it; with ``width``,
-    longer names lose their leading folders (the end tells runs apart)."""
+    longer names lose their leading folders, then the end of their last folder: a run
+    folder's name starts with what tells it apart (its time, or trial number)."""
     parts = [name.split("/") for name in names]
     common = 0
     while all(len(p) > common + 1 for p in parts) and len({p[common] for p in parts}) == 1:
@@ -220,10 +271,10 @@ def status_style(status: Any) -> str:
     return Status(str(status)).style
 
 
-def runs_table(runs: pd.DataFrame, columns: list[str], sort_key: str | None, title: str = "", wrap: bool = False) -> Table:
+def runs_table(runs: pd.DataFrame, columns: list[str], sort_key: str | None, title: str = "", wrap: int | None = None) -> Table:
     """A rich Table of ``runs`` showing ``columns``; the sort key column is bold.
 
-    ``wrap``: the diagnosis wraps at DIAGNOSIS_WIDTH (on a terminal); otherwise no cell wraps.
+    ``wrap``: the width the diagnosis wraps at (on a terminal); otherwise no cell wraps.
     """
     table = Table(title=title or None, header_style="bold", show_lines=False, pad_edge=False)
     for column in columns:
@@ -231,9 +282,9 @@ def runs_table(runs: pd.DataFrame, columns: list[str], sort_key: str | None, tit
         label = column
         if column == sort_key:
             label = f"{column} {'↑' if is_higher_better(column) else '↓'}"
-        wraps = wrap and column == "diagnosis"
-        table.add_column(label, justify="right" if numeric else "left", style="bold" if column == sort_key else None,
-                         no_wrap=not wraps, max_width=DIAGNOSIS_WIDTH if wraps else None)
+        wraps = wrap is not None and column == "diagnosis"
+        table.add_column(label, justify="right" if numeric or column == MODES else "left", style="bold" if column == sort_key else None,
+                         no_wrap=not wraps, max_width=wrap if wraps else None)
     for record in runs[columns].itertuples(index=False, name=None):
         cells = []
         for column, value in zip(columns, record):
@@ -247,7 +298,8 @@ def runs_table(runs: pd.DataFrame, columns: list[str], sort_key: str | None, tit
 
 
 def _shorten(name: str, width: int | None) -> str:
-    """Drop leading folders (as "…/") until the name fits; cut the middle of a last folder still too long."""
+    """Drop leading folders (as "…/") until the name fits; a last folder still too long
+    keeps its start ("14-42-07.123456…"): times and trial numbers lead a run's name."""
     if width is None or len(name) <= width:
         return name
     parts = name.split("/")
@@ -256,8 +308,7 @@ def _shorten(name: str, width: int | None) -> str:
     tail = "/".join(parts)
     if len(parts) > 1 or len(tail) <= width - 2:
         return "…/" + tail
-    head = (width - 1) // 3
-    return f"{tail[:head]}…{tail[-(width - 1 - head):]}"
+    return tail[:width - 1] + "…"
 
 
 def _duration(seconds: float) -> str:

@@ -1,0 +1,68 @@
+"""`gansweep report` as a terminal of COLUMNS columns shows it: what matters fits at 80."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from report_fixtures import image_scores, mixture_scores, train_config, write_run, write_sweep
+
+
+@pytest.fixture(scope="module")
+def outputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A DCGAN sweep, two default-named runs seconds apart (one drawing noise) and two ring8 runs."""
+    root = tmp_path_factory.mktemp("outputs")
+    write_sweep(root / "sweeps", "dcgan-lr", [2e-4, 5e-4, 1e-3], [32.5, 25.0, 41.0])
+    day = root / "2026-12-04"
+    write_run(day / "14-42-07.123456_dcgan_mnist5k", train_config(data="mnist5k"), image_scores(fid=339.6, precision=0.0, modes_covered=1))
+    write_run(day / "14-42-09.654321_dcgan_mnist5k", train_config(data="mnist5k", lr=1e-3, tensorboard=True),
+              image_scores(fid=415.2, precision=0.21))
+    write_run(day / "15-01-30.000001_mlp_ring8", train_config("mlp", "ring8"), mixture_scores(hq_fraction=0.93, mixture_tv=0.08))
+    write_run(day / "15-03-12.500000_mlp_ring8", train_config("mlp", "ring8", lr=1e-3),
+              mixture_scores(hq_fraction=0.0, modes_covered=0, mixture_tv=0.9889))
+    return root
+
+
+def terminal_report(columns: int, *argv: str) -> str:
+    """The report's stdout on a terminal COLUMNS wide (rich's TTY_COMPATIBLE stands in for the tty)."""
+    env = {**os.environ, "COLUMNS": str(columns), "TTY_COMPATIBLE": "1", "NO_COLOR": "1", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-m", "gansweep", "report", *argv], env=env, capture_output=True, text=True, check=True)
+    return re.sub(r"\x1b\[[0-9;]*m", "", done.stdout)
+
+
+def header(out: str) -> list[str]:
+    line = next(line for line in out.splitlines() if line.startswith("┃"))
+    return [cell.strip().removesuffix(" ↓").removesuffix(" ↑") for cell in line.strip("┃").split("┃")]
+
+
+@pytest.mark.parametrize("columns", [80, 120, 200])
+def test_images_show_the_objective_precision_and_modes_at_every_width(outputs: Path, columns: int) -> None:
+    out = terminal_report(columns, str(outputs))
+    assert header(out)[:6] == ["run", "status", "diagnosis", "fid", "precision", "modes"]
+    assert max(len(line) for line in out.splitlines()[:-1]) <= columns  # all but the closing counts line
+    # Runs started two seconds apart keep the start of their names, which tells them apart.
+    assert re.search(r"│14-42-09\.\S*", out) and re.search(r"│14-42-07\.\S*", out)
+    # The noise run (lower FID) ranks below the digits.
+    assert out.index("│14-42-09") < out.index("│14-42-07")
+
+
+@pytest.mark.parametrize("columns", [80, 200])
+def test_2d_runs_show_the_objective_modes_and_hq_share_at_80_columns(outputs: Path, columns: int) -> None:
+    out = terminal_report(columns, str(outputs / "2026-12-04"), "--sort", "mixture_tv")
+    assert header(out)[:6] == ["run", "status", "diagnosis", "mixture_tv", "modes", "hq_fraction"]
+    assert " 0/8" in out
+
+
+def test_200_columns_show_the_varying_hyperparameters_and_no_run_settings_even_when_they_vary(outputs: Path) -> None:
+    shown = header(terminal_report(200, str(outputs)))
+    assert {"lr", "model", "data"} <= set(shown)
+    assert not {"eval.enabled", "tensorboard", "threads"} & set(shown)
+
+
+def test_sorting_by_a_hyperparameter_says_ascending_not_better(outputs: Path) -> None:
+    assert terminal_report(200, str(outputs), "--sort", "lr").splitlines()[-1].endswith("sorted by lr (ascending)")
+    assert terminal_report(200, str(outputs), "--sort", "precision").splitlines()[-1].endswith("(higher is better)")

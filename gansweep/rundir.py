@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import fcntl
+import io
 import json
 import os
 import pickle
@@ -24,7 +25,7 @@ from typing import IO, TYPE_CHECKING, Any, Iterable, Optional
 
 import yaml
 
-from gansweep.atomic import atomic_write, json_safe, write_json_atomic, write_text_atomic
+from gansweep.atomic import json_safe, write_bytes_atomic, write_json_atomic, write_text_atomic
 from gansweep.errors import CheckpointError, RunFolderError
 from gansweep.scores import SCORES
 
@@ -529,29 +530,57 @@ class RunFolder:
         rows = [r for r in self.read_metrics() if r.get("step", 0) <= after_step]
         write_text_atomic(self.metrics_path, "".join(json.dumps(r) + "\n" for r in rows))
 
+    @property
+    def previous_checkpoint(self) -> Path:
+        """The last.pt before the current one, kept in case the current one is damaged."""
+        return self.path / CHECKPOINTS / "previous.pt"
+
     def save_checkpoint(self, state: dict[str, Any], path: Path | None = None) -> None:
-        """torch.save `state` atomically (last.pt unless a path is given)."""
-        import torch
-
-        atomic_write(path or self.last_checkpoint, lambda fh: torch.save(state, fh))
-
-    def load_checkpoint(self, path: Path | None = None) -> dict[str, Any]:
-        """Load a checkpoint onto the CPU (raises CheckpointError when missing or damaged)."""
+        """torch.save `state` atomically (last.pt unless a path is given); the last.pt it
+        replaces stays as previous.pt until the new one is complete."""
         import torch
 
         path = path or self.last_checkpoint
-        if not path.exists():
-            raise CheckpointError(f"{path}: no checkpoint; the run stopped before its first one, start it anew")
+        # Serialized in memory first: on a full disk torch's zip writer fails with a bare
+        # RuntimeError, a plain write with the OSError (ENOSPC) that says what happened.
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        if path == self.last_checkpoint and path.exists():
+            keep = path.with_name(".previous.pt.tmp")
+            keep.unlink(missing_ok=True)
+            os.link(path, keep)  # a second name, no copy: costs no space on a full disk
+            os.replace(keep, self.previous_checkpoint)
+        write_bytes_atomic(path, buffer.getvalue())
+
+    def load_checkpoint(self, path: Path | None = None) -> dict[str, Any]:
+        """Load a checkpoint onto the CPU (raises CheckpointError when missing or damaged).
+        Without a path: last.pt, or previous.pt where last.pt is damaged (the run then
+        continues from the step before, and logs the steps after it again)."""
+        if path is not None or not self.previous_checkpoint.exists():
+            return _load_checkpoint(path or self.last_checkpoint)
         try:
-            # Tensors and plain values only: a checkpoint from a shared folder cannot run code.
-            return torch.load(path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as exc:
-            if "Unsupported global" in str(exc):  # a class outside torch's allowlist, not damage
-                raise CheckpointError(f"{path}: holds more than tensors and plain values, refused (it could run code); "
-                                      "use checkpoints written by gansweep") from None
-            raise CheckpointError(f"{path}: damaged checkpoint ({type(exc).__name__}); start the run anew") from None
-        except Exception as exc:
-            raise CheckpointError(f"{path}: damaged checkpoint ({type(exc).__name__}); start the run anew") from None
+            return _load_checkpoint(self.last_checkpoint)
+        except CheckpointError as exc:
+            if not str(exc).startswith(f"{self.last_checkpoint}: damaged"):
+                raise
+            return _load_checkpoint(self.previous_checkpoint)
+
+
+def _load_checkpoint(path: Path) -> dict[str, Any]:
+    import torch
+
+    if not path.exists():
+        raise CheckpointError(f"{path}: no checkpoint; the run stopped before its first one, start it anew")
+    try:
+        # Tensors and plain values only: a checkpoint from a shared folder cannot run code.
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "unsupported global" in str(exc).lower():  # a class outside torch's allowlist, not damage
+            raise CheckpointError(f"{path}: refused: it holds code (more than tensors and plain values); "
+                                  "use checkpoints written by gansweep") from None
+        raise CheckpointError(f"{path}: damaged checkpoint ({type(exc).__name__}); start the run anew") from None
+    except Exception as exc:
+        raise CheckpointError(f"{path}: damaged checkpoint ({type(exc).__name__}); start the run anew") from None
 
 
 def find_run_dirs(root: Path) -> list[Path]:

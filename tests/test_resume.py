@@ -176,7 +176,7 @@ class Payload:
         ("damaged checkpoint", r"checkpoints/last\.pt: damaged checkpoint \(\w+\); start the run anew$"),
         ("damaged config", r"config\.yaml: model\.name='gan' is not dcgan or mlp$"),
         ("another run's config", r"checkpoints/last\.pt: written by another config than this folder's config\.yaml \(the folder mixes two runs\)"),
-        ("pickled object", r"checkpoints/last\.pt: holds more than tensors and plain values, refused \(it could run code\)"),
+        ("pickled object", r"checkpoints/last\.pt: refused: it holds code \(more than tensors and plain values\)"),
         ("older checkpoint", r"checkpoints/last\.pt: written by an older gansweep \(no config fingerprint\)"),
     ],
 )
@@ -190,8 +190,9 @@ def test_resume_refuses_what_it_cannot_continue_with_exit_2(finished, tmp_path, 
         (run / "config.yaml").unlink()
     elif damage == "no checkpoint":
         ckpt.unlink()
-    elif damage == "damaged checkpoint":
+    elif damage == "damaged checkpoint":  # and no older one to fall back to
         ckpt.write_bytes(ckpt.read_bytes()[:100])
+        (run / "checkpoints" / "previous.pt").unlink()
     elif damage == "damaged config":
         (run / "config.yaml").write_text((run / "config.yaml").read_text().replace("name: mlp", "name: gan"))
     elif damage == "another run's config":  # a new run here was killed before its first checkpoint
@@ -272,3 +273,42 @@ def test_after_a_kill_9_only_one_process_writes_the_folder_again(tmp_path):
     assert (run / "config.yaml").read_bytes() == config
     steps = [r["step"] for r in train_rows(run)]
     assert steps == list(range(1, len(steps) + 1)) and summary(run)["steps"] == len(steps)
+
+
+def test_a_damaged_last_checkpoint_falls_back_to_the_one_before(tmp_path):
+    """last.pt replaced only once the new one is complete, the one before kept as previous.pt:
+    a damaged last.pt costs the steps since the previous checkpoint, not the run."""
+    cfg = to_train_config(compose_config([*TINY_MLP, "steps=12", "batch_size=8", "log_every=1", "checkpoint_every=4"]))
+    train(cfg, tmp_path / "whole")
+
+    def stop(row: dict) -> None:
+        if row["step"] == 9:
+            raise KeyboardInterrupt
+
+    run = tmp_path / "run"
+    train(cfg, run, hooks=TrainHooks(on_log=stop))
+    folder = RunFolder(run)
+    assert (folder.load_checkpoint()["step"], torch.load(folder.previous_checkpoint, weights_only=True)["step"]) == (9, 8)
+    folder.last_checkpoint.write_bytes(folder.last_checkpoint.read_bytes()[:100])
+
+    assert train_cli(f"resume={run}") == 0
+    assert [r["step"] for r in train_rows(run)] == list(range(1, 13))
+    assert losses(run) == losses(tmp_path / "whole")
+
+
+def test_a_checkpoint_refused_for_code_says_so_whatever_the_case_of_torchs_words(tmp_path, monkeypatch):
+    """torch 2.14 words the refusal "unsupported GLOBAL"; it is not damage."""
+    import pickle
+
+    from gansweep.errors import CheckpointError
+
+    ckpt = tmp_path / "checkpoints" / "last.pt"
+    ckpt.parent.mkdir()
+    ckpt.write_bytes(b"x")
+
+    def refuse(*args, **kwargs):
+        raise pickle.UnpicklingError("Weights only load failed. unsupported GLOBAL test_resume.Payload was found")
+
+    monkeypatch.setattr(torch, "load", refuse)
+    with pytest.raises(CheckpointError, match=r"last\.pt: refused: it holds code"):
+        RunFolder(tmp_path).load_checkpoint()

@@ -11,7 +11,11 @@ What the words mean (docs/metrics.md, "Diagnosis"):
   images: precision at least ``precision_min``) concentrated on fewer than
   ``mode_fraction_min`` of the modes. Unrealistic samples on few modes are not collapse:
   the digit classifier puts noise into one class with confidence 1.0.
-* spread between modes (2D): fewer than ``hq_min`` of the samples high quality.
+* spread between modes (2D): fewer than ``hq_min`` of the samples high quality, some
+  of them on a mode.
+* collapse between modes (2D): fewer than ``hq_min`` high quality and not one mode
+  covered: the samples sit together off every mode (a spray over the plane lands a few
+  on most modes). Not the collapse a sweep stops for, which is realistic samples on few modes.
 * not yet realistic (images): precision below ``precision_min``.
 * discriminator overpowering: D tells real from fake with certainty (mean D(x) above
   ``d_real_high`` and D(G(z)) below ``d_fake_low``, losses with probability outputs
@@ -64,6 +68,7 @@ class Quality(str, Enum):
     good = "good"
     collapsed = "collapsed"  # realistic samples on few modes
     spread = "spread"  # 2D: most samples between the modes
+    collapsed_between = "collapsed_between"  # 2D: every sample off every mode, together
     unrealistic = "unrealistic"  # images: not yet realistic
     unknown = "unknown"  # nothing to judge on (no scores, or no modes and no precision)
 
@@ -90,7 +95,10 @@ def judge_scores(scores: Mapping[str, Any], th: Thresholds = DESCRIBE) -> Judgem
     few = covered is not None and total is not None and total > 1 and covered / total < th.mode_fraction_min
     modes = f"modes covered {covered:g}/{total:g}" if covered is not None and total is not None else ""
     if hq is not None:
-        low = Judgement(Quality.spread, f"spread between modes: {hq:.0%} high quality") if hq < th.hq_min else None
+        low = None
+        if hq < th.hq_min:
+            low = (Judgement(Quality.collapsed_between, f"collapse between modes ({modes}, {hq:.0%} high quality)") if covered == 0
+                   else Judgement(Quality.spread, f"spread between modes: {hq:.0%} high quality"))
         realism = f"{hq:.0%} high quality"
     elif precision is not None:
         low = Judgement(Quality.unrealistic, f"not yet realistic (precision {precision:.3f})") if precision < th.precision_min else None
@@ -115,7 +123,7 @@ def not_working(scores: Mapping[str, Any], th: Thresholds = GATE) -> Optional[st
     the report ranks it below every working run. Scores with nothing to judge pass.
     """
     judgement = judge_scores(scores, th)
-    return judgement.words if judgement.quality in (Quality.spread, Quality.unrealistic) else None
+    return judgement.words if judgement.quality in (Quality.spread, Quality.collapsed_between, Quality.unrealistic) else None
 
 
 def d_overpowers(d_real: Optional[float], d_fake: Optional[float], grad_g: Optional[float],

@@ -8,8 +8,8 @@ sweep's early stopper uses with its stricter ``STOP`` bar. The first rule that a
 3. ``discriminator overpowering``: the run was stopped for it (``at step N``), or the
    mean of its last ``TAIL_LINES`` train lines shows it (``health.d_overpowers``).
 4. What ``health.judge_scores`` says of the last evaluation's scores when it is not good:
-   ``mode collapse (...)``, ``spread between modes: 2% high quality`` (2D data) or
-   ``not yet realistic (precision 0.012)`` (images).
+   ``mode collapse (...)``, ``spread between modes: 2% high quality`` or ``collapse
+   between modes (...)`` (2D data), or ``not yet realistic (precision 0.012)`` (images).
 5. ``mode collapse at step N``: stopped as collapsed, though the last scores no longer show it.
 6. ``no training logged``, ``not scored (yet)``: nothing to judge.
 7. ``healthy``: scores judged good.

@@ -157,6 +157,28 @@ def test_bad_filter_is_one_line_report_error(outputs: Path) -> None:
         report(str(outputs), "--filter", "fid < 0")
 
 
+def test_a_filter_is_comparisons_joined_by_and_or_not(outputs: Path) -> None:
+    runs = load_runs([outputs]).runs
+    dcgan = set(filter_runs(runs, "model == 'dcgan'")["run"])
+    assert set(filter_runs(runs, 'not model == "dcgan"')["run"]) == set(runs["run"]) - dcgan
+    expected = ((runs["model"] == "mlp") | (runs["batch_size"] >= 64)) & (runs["batch_size"] >= 64)
+    assert set(filter_runs(runs, "(model == 'mlp' | batch_size >= 64) & 64 <= batch_size")["run"]) == set(runs[expected]["run"])
+    assert sorted(filter_runs(runs, "model.ngf == 64")["trial"]) == [0, 2]  # dotted keys need no backticks
+
+
+@pytest.mark.parametrize("expr", [
+    "model.to_csv('{file}') == 1",  # pandas' query ran this and wrote the file
+    "@runs.to_csv('{file}') == 1",
+    "lr.__class__.__init__.__globals__['os'].system('touch {file}') == 0",
+    "__import__('os').system('touch {file}') == 0",
+])
+def test_a_filter_that_would_run_code_is_refused_and_runs_nothing(outputs: Path, tmp_path: Path, expr: str) -> None:
+    file = tmp_path / "written"
+    with pytest.raises(ReportError, match="^bad --filter expression "):
+        report(str(outputs), "--filter", expr.format(file=file))
+    assert not file.exists()
+
+
 def test_damaged_summary_is_skipped_with_a_warning_naming_it(outputs: Path) -> None:
     torn = outputs / "runs" / "torn"
     torn.mkdir()
@@ -354,11 +376,14 @@ def test_html_embeds_table_samples_and_plots(outputs: Path, tmp_path: Path) -> N
 
 def test_plots_dir_holds_pngs(outputs: Path, tmp_path: Path) -> None:
     plots = tmp_path / "plots"
-    report(str(outputs), "--plots", str(plots))
+    code, out, err = report(str(outputs), "--plots", str(plots))
     names = sorted(p.name for p in plots.iterdir())
     assert {"curves_loss.png", "curves_fid.png", "score_vs_lr.png", "sweep_lr_history.png",
-            "sweep_lr_budget.png", "sweep_lr_importance.png", "sweep_lr_slices.png"} <= set(names)
+            "sweep_lr_budget.png", "sweep_lr_slices.png"} <= set(names)
     assert "sweep_lr_pareto.png" not in names  # single objective: no Pareto front
+    # Four completed trials: no importance, and one line says why.
+    assert "sweep_lr_importance.png" not in names
+    assert "note: sweep lr: parameter importance not drawn: 4 completed trials, and fANOVA needs 10" in err
     assert all((plots / n).read_bytes().startswith(PNG_MAGIC) for n in names)
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -141,18 +142,27 @@ def test_log_axis_tick_labels_do_not_overlap(values: list[float]) -> None:
     assert not any(t.get_text() for t in ax.get_xticklabels(minor=True))
 
 
+def test_categories_are_strips_centred_on_their_tick_not_spread_in_row_order() -> None:
+    values = pd.Series(["bce"] * 20 + ["hinge"] * 20)
+    x, categories = plots.strip_positions(values)
+    assert categories == ["bce", "hinge"]
+    assert np.all(np.abs(x[:20]) <= plots.STRIP_JITTER) and np.all(np.abs(x[20:] - 1) <= plots.STRIP_JITTER)
+    assert not (np.all(np.diff(x[:20]) > 0) or np.all(np.diff(x[:20]) < 0))  # no trend along the rows
+
+
 def test_sweep_folder_plots_are_the_reports(tmp_path: Path) -> None:
     from gansweep.sweep import outputs  # imports the trainer, and torch
 
     study = SimpleNamespace(study_name="ring")  # write_plots reads the trial folders, not the study
-    sweep_dir = write_sweep(tmp_path, "ring", [1e-4, 2e-4, 5e-4, 1e-3], [45.0, 30.0, 35.0, 60.0],
-                            stops=[None, StopKind.pruned, None, StopKind.mode_collapse])
-    assert outputs.write_plots(study, sweep_dir, ["fid"]) == []
+    lrs = [1e-4 * 1.5 ** k for k in range(12)]
+    sweep_dir = write_sweep(tmp_path, "ring", lrs, [30.0 + abs(k - 5) * 5 for k in range(12)],
+                            stops=[None, StopKind.pruned] + [None] * 9 + [StopKind.mode_collapse])
+    assert outputs.write_plots(study, sweep_dir, ["fid"]) == []  # 10 completed trials: importance too
     for name in ("optimization_history.png", "budget_curve.png", "param_importances.png", "slices.png"):
         assert (sweep_dir / name).read_bytes().startswith(PNG_MAGIC), name
     assert not (sweep_dir / "pareto_front.png").exists()  # one objective
 
-    # One completed trial: no importances, and a note says what they need.
+    # One completed trial: no importances, and a note says what they need: ten.
     few = write_sweep(tmp_path, "few", [1e-4, 2e-4], [45.0, 30.0], stops=[None, StopKind.pruned])
     notes = outputs.write_plots(SimpleNamespace(study_name="few"), few, ["fid", "coverage"])
     assert notes == [f"param_importances.png skipped: it needs {plots.SWEEP_PLOT_NEEDS['importance']}"]

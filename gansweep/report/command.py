@@ -21,7 +21,7 @@ from gansweep.errors import ReportError
 from gansweep.report.export import FORMATS, table_bytes
 from gansweep.report.html import Page, render_page
 from gansweep.report.load import load_runs
-from gansweep.report.plots import make_plots
+from gansweep.report.plots import importance_note, make_plots
 from gansweep.report.provenance import flag_mixed_scoring
 from gansweep.report.sweeps import collect_sweeps
 from gansweep.report.table import (
@@ -60,8 +60,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "fid for images, mixture_tv for 2D mixtures)")
     parser.add_argument("--top", type=_positive_int, metavar="N", help="keep only the best N runs")
     parser.add_argument("--filter", metavar="EXPR",
-                        help="pandas query, e.g. \"model == 'dcgan' and batch_size >= 64\" "
-                             "(dotted config keys in backticks: `model.ngf` > 32)")
+                        help="comparisons of columns with values joined by and/or/not, never Python, e.g. "
+                             "\"model == 'dcgan' and (batch_size >= 64 or not model.ngf == 32)\"")
     parser.add_argument("--group-by", metavar="A,B",
                         help="comma-separated columns: count and mean/min/max of the scores per group")
     shown = parser.add_mutually_exclusive_group()
@@ -135,6 +135,9 @@ def run(args: argparse.Namespace, out: Console | None = None, err: Console | Non
         return 0
     sweeps = collect_sweeps(runs, result.sweeps, sort_key)
     plots = make_plots(runs, sweeps, result.config_columns, sort_key)
+    notes = [note for note in map(importance_note, sweeps) if note]
+    for note in notes:
+        err.print(f"note: {note}", markup=False)
     if args.plots is not None:
         for plot in plots:
             _write(args.plots / f"{plot.name}.png", plot.png, out)
@@ -142,7 +145,7 @@ def run(args: argparse.Namespace, out: Console | None = None, err: Console | Non
         page = Page(
             runs=shown.assign(run=short_names(list(shown["run"]))[1]), columns=columns, sort_key=sort_key,
             roots=[str(r) for r in args.roots], found=result.found, skipped=len(result.skipped),
-            warnings=result.warnings + flag_warnings, groups=groups, plots=plots,
+            warnings=result.warnings + flag_warnings + notes, groups=groups, plots=plots,
         )
         _write(args.html, render_page(page).encode("utf-8"), out)
     return 0

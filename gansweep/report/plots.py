@@ -48,11 +48,17 @@ LEGEND_HEIGHT = 0.5  # a legend under the panels
 # Panels per row of a sweep's slice plot (one panel per swept parameter).
 SLICE_COLUMNS = 3
 BEST_COLOUR = "#d62728"
+# Parameter importance is drawn from at least this many completed trials: fANOVA's
+# forest fitted to three trials ranks parameters by chance.
+MIN_IMPORTANCE_TRIALS = 10
+# A categorical value's points are jittered within +-this of its tick, at random (seeded):
+# spread in row order they would draw a trend the data does not have.
+STRIP_JITTER = 0.15
 # What each sweep plot needs from the trials to be drawn; gansweep sweep notes the missing ones.
 SWEEP_PLOT_NEEDS = {
     "history": "a trial with a score",
     "budget": "a completed trial with a score",
-    "importance": "two completed trials with different scores and a parameter that varies",
+    "importance": "10 completed trials with different scores and a parameter that varies (fANOVA on fewer draws noise)",
     "slices": "a swept parameter and a trial with a score",
     "pareto": "two objectives and a completed trial with both scores",
 }
@@ -127,7 +133,7 @@ def training_curves(top: pd.DataFrame, sort_key: str | None) -> list[Plot]:
 def score_vs_hyperparameter(runs: pd.DataFrame, key: str, scores: list[str]) -> Plot:
     """One panel per score against ``key``: log x for lr-like keys, a strip for categories."""
     fig, axes = _figure(len(scores))
-    x, categories = _positions(runs[key])
+    x, categories = strip_positions(runs[key])
     for ax, score in zip(axes, scores):
         y = _numbers(runs[score])
         ax.scatter(x, y, s=18, alpha=0.75, edgecolors="none")
@@ -188,7 +194,7 @@ def sweep_plots(sweep: SweepTrials) -> list[Plot]:
         ax.legend(fontsize=7)
         plots.append(_plot(f"sweep_{slug}_budget", f"Sweep {sweep.name}: budget curve", fig, "budget"))
 
-    importances = param_importances(trials[finished], sweep.params, objective)
+    importances = param_importances(trials[finished], sweep.params, objective) if finished.sum() >= MIN_IMPORTANCE_TRIALS else {}
     if importances:
         fig, (ax,) = _figure(1, height=max(2.4, 0.8 + 0.45 * len(importances)))
         names = list(importances)[::-1]
@@ -207,6 +213,15 @@ def sweep_plots(sweep: SweepTrials) -> list[Plot]:
     return plots
 
 
+def importance_note(sweep: SweepTrials) -> str | None:
+    """Why a sweep's parameter importance is not drawn, when too few trials completed."""
+    completed = int(finished_mask(sweep.trials).sum())
+    if not sweep.objectives or completed >= MIN_IMPORTANCE_TRIALS:
+        return None
+    return (f"sweep {sweep.name}: parameter importance not drawn: {completed} completed trials, "
+            f"and fANOVA needs {MIN_IMPORTANCE_TRIALS} (from fewer it ranks parameters by chance)")
+
+
 def _slices(sweep: SweepTrials, objective: str) -> Figure | None:
     """One panel per swept parameter: the objective of every trial against its value."""
     trials = sweep.trials
@@ -220,7 +235,7 @@ def _slices(sweep: SweepTrials, objective: str) -> Figure | None:
     fig = Figure(figsize=(width, HEIGHT * rows + LEGEND_HEIGHT), dpi=DPI, layout="constrained")
     axes = np.atleast_1d(fig.subplots(rows, columns)).ravel()
     for ax, param in zip(axes, params):
-        x, categories = _positions(trials[param])
+        x, categories = strip_positions(trials[param])
         _scatter_trials(ax, x, values, trials)
         if categories is not None:
             ax.set_xticks(range(len(categories)), categories, rotation=30 if len(categories) > 4 else 0)
@@ -277,16 +292,15 @@ def _pareto_plot(sweep: SweepTrials, trials: pd.DataFrame, slug: str) -> Plot | 
     return _plot(f"sweep_{slug}_pareto", f"Sweep {sweep.name}: Pareto front", fig, "pareto")
 
 
-def _positions(values: pd.Series) -> tuple[np.ndarray, list[str] | None]:
-    """x positions of ``values``: the numbers themselves, or for categories their index,
-    spread evenly over +-0.25 so the points of one category do not overlap."""
+def strip_positions(values: pd.Series) -> tuple[np.ndarray, list[str] | None]:
+    """x positions of ``values``: the numbers themselves, or for categories a strip: the
+    category's index plus a seeded random jitter within +-STRIP_JITTER."""
     if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
         return values.to_numpy(dtype=float), None
     categories = sorted({str(v) for v in values.dropna()})
-    positions = values.map(lambda v: categories.index(str(v)) if pd.notna(v) else np.nan)
-    rank = positions.groupby(positions).cumcount()
-    count = positions.map(positions.value_counts())
-    return (positions + 0.5 * ((rank + 0.5) / count - 0.5)).to_numpy(dtype=float), categories
+    positions = values.map(lambda v: categories.index(str(v)) if pd.notna(v) else np.nan).to_numpy(dtype=float)
+    jitter = np.random.default_rng(0).uniform(-STRIP_JITTER, STRIP_JITTER, len(positions))
+    return positions + jitter, categories
 
 
 def _log_x(ax, values: np.ndarray) -> None:

@@ -13,6 +13,7 @@ from rich.text import Text
 
 from gansweep.errors import ReportError
 from gansweep.report.diagnose import HEALTHY
+from gansweep.report.filter import filter_mask
 from gansweep.health import not_working
 from gansweep.report.load import HYPERPARAMETERS, MODES_TOTAL
 from gansweep.rundir import Status
@@ -61,15 +62,9 @@ def default_sort_key(runs: pd.DataFrame) -> str | None:
 
 
 def filter_runs(runs: pd.DataFrame, expr: str) -> pd.DataFrame:
-    """Keep the runs matching a DataFrame.query expression; a bad one is a ReportError."""
-    try:
-        kept = runs.query(expr)
-    except Exception as exc:  # query raises many types (SyntaxError, UndefinedVariableError, TypeError...)
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ReportError(f"bad --filter expression {expr!r}: {message}") from None
-    if not isinstance(kept, pd.DataFrame):
-        raise ReportError(f"bad --filter expression {expr!r}: it must select rows")
-    return kept
+    """Keep the runs matching a --filter expression (gansweep.report.filter: comparisons
+    joined by and/or/not, never Python); a bad one is a ReportError."""
+    return runs[filter_mask(runs, expr)]
 
 
 def sort_runs(runs: pd.DataFrame, key: str | None) -> pd.DataFrame:

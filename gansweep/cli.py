@@ -6,13 +6,14 @@ unwritable folder): each becomes one line on stderr and an exit code, never a tr
 
 from __future__ import annotations
 
+import signal
 import sys
-from typing import Callable
+from typing import Any, Callable
 
 from gansweep.errors import EXIT_INTERRUPTED, GansweepError, os_error_line
 from gansweep.progress import err_console
 
-USAGE = """usage: gansweep COMMAND [ARGS]
+USAGE = """usage: gansweep COMMAND [ARGS]   (gansweep --version)
 
 commands:
   train    train one GAN (Hydra overrides: model=mlp data=ring8 lr=1e-4; --cfg job; --help; -m)
@@ -49,13 +50,20 @@ def _confirm(argv: list[str]) -> int:
 
 
 def _report(argv: list[str]) -> int:
-    import argparse
-
+    from gansweep.arguments import ArgumentParser
     from gansweep.report import command
 
-    parser = argparse.ArgumentParser(prog="gansweep report", description="Compare GAN runs side by side.")
+    parser = ArgumentParser(prog="gansweep report", description="Compare GAN runs side by side.")
     command.add_arguments(parser)
     return command.run(parser.parse_args(argv))
+
+
+def version_line() -> str:
+    """``gansweep 0.1.0 (torch 2.5.1, hydra 1.3.2, optuna 4.1.0)``: what a bug report needs."""
+    from importlib.metadata import version
+
+    deps = ", ".join(f"{name} {version(dist)}" for name, dist in (("torch", "torch"), ("hydra", "hydra-core"), ("optuna", "optuna")))
+    return f"gansweep {version('gansweep')} ({deps})"
 
 
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
@@ -69,10 +77,16 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE, end="")
         return 0 if argv else 2
+    if argv[0] in ("-V", "--version"):
+        print(version_line())
+        return 0
     command = COMMANDS.get(argv[0])
     if command is None:
         err_console.print(f"gansweep: unknown command {argv[0]!r}; choose one of {', '.join(COMMANDS)}")
         return 2
+    # SIGTERM (kill, a scheduler, a parent process) stops a command as Ctrl-C does, with the
+    # same checkpoints, outputs and exit code, also before training installs its own handler.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         return command(argv[1:])
     except GansweepError as exc:
@@ -87,4 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:  # a full disk, an unwritable folder, a missing file: the user's to fix
         err_console.print(f"error: {os_error_line(exc)}")
         return 2
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 

@@ -325,3 +325,22 @@ def test_a_journal_record_torn_by_a_full_disk_is_dropped_and_the_sweep_goes_on(t
     assert sweep(tmp_path, "--trials", "2", "--name", "torn", *TINY) == 0
     assert sweep(tmp_path, "--trials", "3", "--name", "torn", *TINY) == 0  # reads the journal the second run appended to
     assert sorted(trials(tmp_path / "sweeps" / "torn")["status"]) == ["completed"] * 3
+
+
+def test_sigterm_stops_a_two_worker_sweep_as_ctrl_c_does(tmp_path: Path) -> None:
+    """SIGTERM (kill, a scheduler) used to end the parent silently, leaving no trials.csv."""
+    from train_helpers import subprocess_env
+
+    args = [sys.executable, "-m", "gansweep", "sweep", "--dir", str(tmp_path), "--name", "term", "--trials", "4",
+            "--workers", "2", *TINY, "steps=3000", "checkpoint_every=50"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env())
+    deadline = time.time() + 120
+    while not list((tmp_path / "term").glob("trial_*/checkpoints/last.pt")) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+
+    assert proc.returncode == 130, err
+    assert "sweep interrupted" in out and "Traceback" not in err
+    frame = trials(tmp_path / "term")
+    assert len(frame) >= 2 and "running" not in set(frame["state"])  # each worker's trial left to be retried

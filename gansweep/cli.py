@@ -13,7 +13,7 @@ from typing import Any, Callable
 from gansweep.errors import EXIT_INTERRUPTED, GansweepError, os_error_line
 from gansweep.progress import err_console
 
-USAGE = """usage: gansweep COMMAND [ARGS]
+USAGE = """usage: gansweep COMMAND [ARGS]   (gansweep --version)
 
 commands:
   train    train one GAN (Hydra overrides: model=mlp data=ring8 lr=1e-4; --cfg job; --help; -m)
@@ -50,13 +50,20 @@ def _confirm(argv: list[str]) -> int:
 
 
 def _report(argv: list[str]) -> int:
-    import argparse
-
+    from gansweep.arguments import ArgumentParser
     from gansweep.report import command
 
-    parser = argparse.ArgumentParser(prog="gansweep report", description="Compare GAN runs side by side.")
+    parser = ArgumentParser(prog="gansweep report", description="Compare GAN runs side by side.")
     command.add_arguments(parser)
     return command.run(parser.parse_args(argv))
+
+
+def version_line() -> str:
+    """``gansweep 0.1.0 (torch 2.5.1, hydra 1.3.2, optuna 4.1.0)``: what a bug report needs."""
+    from importlib.metadata import version
+
+    deps = ", ".join(f"{name} {version(dist)}" for name, dist in (("torch", "torch"), ("hydra", "hydra-core"), ("optuna", "optuna")))
+    return f"gansweep {version('gansweep')} ({deps})"
 
 
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
@@ -70,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE, end="")
         return 0 if argv else 2
+    if argv[0] in ("-V", "--version"):
+        print(version_line())
+        return 0
     command = COMMANDS.get(argv[0])
     if command is None:
         err_console.print(f"gansweep: unknown command {argv[0]!r}; choose one of {', '.join(COMMANDS)}")

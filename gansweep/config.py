@@ -394,10 +394,13 @@ def one_line(exc: BaseException) -> str:
     return f"{key}: {text}" if key and key not in text else text
 
 
-def _hydra_error_line(override_list: list[str], exc: BaseException) -> str:
+def _hydra_error_line(override_list: list[str], exc: BaseException, config_dir: str | None = None) -> str:
     """One readable line from Hydra's multi-line composition errors."""
     if isinstance(exc, MissingConfigException) and exc.missing_cfg_file:
         group, _, option = str(exc.missing_cfg_file).rpartition("/")
+        if not group:  # the primary config itself (--config-name)
+            where = f"--config-dir {config_dir}" if config_dir else "gansweep's conf/ (give --config-dir, e.g. a sweep folder)"
+            return f"--config-name {option}: no {option}.yaml in {where}"
         options = ", ".join(o for o in exc.options or [] if not o.endswith("_schema"))
         return f"{group}={option}: no such option; choose one of {options}"
     cause = exc.__cause__ or exc.__context__
@@ -484,7 +487,7 @@ def compose_config(overrides: list[str], config_name: str = "config", config_dir
     except GansweepError:
         raise
     except Exception as exc:
-        raise ConfigError(_hydra_error_line(overrides, exc)) from None
+        raise ConfigError(_hydra_error_line(overrides, exc, config_dir)) from None
     unknown = _unknown_keys(cfg)
     if unknown:
         raise ConfigError(_unknown_key_line(unknown[0], _override_of(overrides, unknown[0])))

@@ -24,6 +24,7 @@ from typing import Iterator, Optional
 import pandas as pd
 from rich.table import Table
 
+from gansweep.arguments import ArgumentParser
 from gansweep.atomic import write_text_atomic
 from gansweep.config import from_yaml_file
 from gansweep.errors import ConfigError, DivergedError, RunFolderError
@@ -50,7 +51,7 @@ class Candidate:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="gansweep confirm",
         description="Retrain a sweep's top trials with new seeds; report mean ± std and the worst seed of every score.",
     )

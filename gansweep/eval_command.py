@@ -6,6 +6,7 @@ import argparse
 import time
 from dataclasses import replace
 
+from gansweep.arguments import ArgumentParser
 from gansweep.config import from_yaml_file
 from gansweep.data import load_dataset
 from gansweep.errors import CheckpointError, ConfigError, RunFolderError
@@ -17,7 +18,7 @@ from gansweep.train import pick_device
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="gansweep eval", description="Recompute a run's scores from its checkpoint and update summary.json.")
+    p = ArgumentParser(prog="gansweep eval", description="Recompute a run's scores from its checkpoint and update summary.json.")
     p.add_argument("run_dir", help="a run folder (as printed at the end of gansweep train)")
     p.add_argument("--samples", type=int, default=None, help="generated samples to score (default: the run's eval.n_samples)")
     p.add_argument("--checkpoint", choices=("last", "best"), default="last", help="which generator to score (default last)")

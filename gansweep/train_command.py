@@ -148,6 +148,11 @@ def _resume(run_dir: str, other: list[str]) -> int:
 
 def run_train(argv: list[str]) -> int:
     """Run `gansweep train ARGV`; returns the exit code."""
+    if "--version" in argv:  # gansweep's version, not Hydra's (which Hydra's parser would print)
+        from gansweep.cli import version_line
+
+        print(version_line())
+        return 0
     args = get_args_parser().parse_args(argv)
     resume = [o for o in args.overrides if o.startswith("resume=")]
     if resume:

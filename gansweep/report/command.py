@@ -10,6 +10,8 @@ Errors are raised as ReportError; the main CLI prints them as one line and exits
 from __future__ import annotations
 
 import argparse
+import os
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -103,6 +105,12 @@ def run(args: argparse.Namespace, out: Console | None = None, err: Console | Non
     by = _split(args.group_by, "--group-by") if args.group_by else []
     groups = group_runs(runs, by, sort_key) if by else None
     shown = runs.head(args.top) if args.top else runs
+    # Every file serialized and every path checked before the table is printed: a bad
+    # --parquet or --html is one line, not a screenful and then the line.
+    exported = groups if groups is not None else runs
+    tables = {getattr(args, fmt): table_bytes(exported, fmt) for fmt in FORMATS if getattr(args, fmt)}
+    for path in [*tables, *[p for p in (args.html, args.plots) if p is not None]]:
+        _check_writable(path)
 
     # Print: the compact columns cut to the terminal, or the chosen ones at full width.
     declared = [o for info in result.sweeps.values() for o in info.objectives]
@@ -127,8 +135,6 @@ def run(args: argparse.Namespace, out: Console | None = None, err: Console | Non
 
     # Write the requested files: every run that passed the filter (--top only shortens the
     # screen), or the group table when grouping.
-    exported = groups if groups is not None else runs
-    tables = {getattr(args, fmt): table_bytes(exported, fmt) for fmt in FORMATS if getattr(args, fmt)}
     for path, data in tables.items():  # all serialized first: a format error writes nothing
         _write(path, data, out)
     if args.html is None and args.plots is None:
@@ -195,6 +201,20 @@ def _write(path: Path, data: bytes, out: Console) -> None:
     except OSError as exc:
         raise ReportError(f"cannot write {path}: {exc.strerror or exc}") from None
     out.print(f"wrote {path}", markup=False, soft_wrap=True)
+
+
+def _check_writable(path: Path) -> None:
+    """A ReportError unless ``path`` can be written: not a folder (for a file), and its
+    nearest existing parent a folder this process may write into."""
+    parent = path.absolute()
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if parent == path.absolute() and not path.is_dir():
+        parent = parent.parent  # the file exists: it is replaced in its folder
+    try:  # a probe, as os.access says yes to root even where nothing can be written (/proc)
+        os.rmdir(tempfile.mkdtemp(dir=parent, prefix=".gansweep-probe-"))
+    except OSError as exc:
+        raise ReportError(f"cannot write {path}: {exc.strerror} in {parent}") from None
 
 
 def _split(text: str, flag: str) -> list[str]:

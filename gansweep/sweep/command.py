@@ -12,6 +12,7 @@ from typing import Any
 import optuna
 from omegaconf import OmegaConf
 
+from gansweep.arguments import ArgumentParser
 from gansweep.config import TrainConfig, compose_config, to_train_config
 from gansweep.data import load_dataset
 from gansweep.errors import EXIT_INTERRUPTED, ConfigError, SweepError
@@ -55,7 +56,7 @@ Examples:
 
 def build_parser() -> argparse.ArgumentParser:
     """The sweep's flags; everything else on the line is a Hydra override of the base config."""
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="gansweep sweep",
         description="Search GAN hyperparameters with Optuna. Trailing KEY=VALUE arguments are Hydra overrides that fix the base config.",
         epilog=EPILOG,

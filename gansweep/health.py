@@ -97,7 +97,8 @@ def judge_scores(scores: Mapping[str, Any], th: Thresholds = DESCRIBE) -> Judgem
     if hq is not None:
         low = None
         if hq < th.hq_min:
-            low = (Judgement(Quality.collapsed_between, f"collapse between modes ({modes}, {hq:.0%} high quality)") if covered == 0
+            on_none = covered == 0 and total is not None
+            low = (Judgement(Quality.collapsed_between, f"collapse between modes (0/{total:g} modes covered)") if on_none
                    else Judgement(Quality.spread, f"spread between modes: {hq:.0%} high quality"))
         realism = f"{hq:.0%} high quality"
     elif precision is not None:

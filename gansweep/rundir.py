@@ -46,6 +46,8 @@ CHECKPOINTS = "checkpoints"
 CURVES = "curves.png"  # losses, D's outputs and the objective, redrawn at every evaluation
 # Folders inside a run that never hold other runs; not walking them keeps discovery fast.
 INNER_DIRS = frozenset({SAMPLES, CHECKPOINTS, ".hydra", "__pycache__", ".git"})
+# Claims this process made before its run starts in the folder (RunFolder.reserve), by path.
+_RESERVED: dict[Path, IO[str]] = {}
 # Enough bytes of metrics.jsonl to hold the last few dozen train lines (~300 bytes each).
 TAIL_BYTES = 32 * 1024
 
@@ -418,12 +420,25 @@ class RunFolder:
         for name in (SAMPLES, CHECKPOINTS, ".hydra"):
             shutil.rmtree(self.path / name, ignore_errors=True)
 
-    def create(self, config_yaml: str, overrides: Iterable[str]) -> None:
-        """Claim the folder for a new run and store the config that produced it.
+    def reserve(self) -> None:
+        """Claim the folder for the run this process is about to start in it, before
+        anything else (Hydra's .hydra/) is written there; create() then takes the claim
+        over. Raises RunFolderError when another run holds it."""
+        self._claim_new()
+        assert self._claim is not None
+        _RESERVED[self.path.resolve()] = self._claim
+        self._claim = None
 
-        Raises RunFolderError when another run already holds it, so that nothing of that
-        run is overwritten, however close together the two started.
-        """
+    def unreserve(self) -> None:
+        """Give up a reserve() whose run never started (create() did not take it over),
+        deleting the claim."""
+        fh = _RESERVED.pop(self.path.resolve(), None)
+        if fh is not None:
+            (self.path / CLAIM).unlink(missing_ok=True)
+            fh.close()
+
+    def _claim_new(self) -> None:
+        """Claim a folder no run holds (exclusive create); RunFolderError when one does."""
         self.path.mkdir(parents=True, exist_ok=True)
         taken = RunFolderError(
             f"{self.path}: already holds another run; continue it with gansweep train resume={self.path}, "
@@ -438,6 +453,19 @@ class RunFolder:
         fh = os.fdopen(fd, "r+")
         self._lock_claim(fh, CLAIM_WAIT_S)  # made just now: only a momentary look can hold it
         self._hold_claim(fh)
+
+    def create(self, config_yaml: str, overrides: Iterable[str]) -> None:
+        """Claim the folder for a new run (or take over this process's reserve()) and
+        store the config that produced it.
+
+        Raises RunFolderError when another run already holds it, so that nothing of that
+        run is overwritten, however close together the two started.
+        """
+        reserved = _RESERVED.pop(self.path.resolve(), None)
+        if reserved is not None:
+            self._claim = reserved
+        else:
+            self._claim_new()
         write_text_atomic(self.config_path, config_yaml)
         write_text_atomic(self.path / OVERRIDES, yaml.safe_dump(list(overrides)))
         write_text_atomic(self.metrics_path, "")

@@ -83,15 +83,17 @@ def _hydra_task(cfg: DictConfig) -> None:
     console.print(f"run folder: {run_dir}")
 
 
-def _check_output_dirs(overrides: list[str]) -> None:
+def _check_output_dirs(overrides: list[str], multirun: bool) -> RunFolder | None:
     """Check a hydra.run.dir / hydra.sweep.dir override's folder before Hydra writes into it.
 
     A folder that already holds a run is refused (Hydra would overwrite its .hydra/ and
     the new run would mix with it) unless overwrite=true, which deletes it first. An
     unwritable folder is a one-line error here rather than a traceback inside Hydra.
-    Nothing is left behind.
+    Nothing is left behind. A single run's hydra.run.dir is then claimed (returned), so
+    that of several runs started on one folder at once only one gets to Hydra.
     """
     overwrite = any(o.lower() in ("overwrite=true", "overwrite=1", "overwrite=yes") for o in overrides)
+    reserved = None
     for override in overrides:
         key, _, value = override.partition("=")
         if key not in ("hydra.run.dir", "hydra.sweep.dir") or not value or "${" in value:
@@ -112,11 +114,16 @@ def _check_output_dirs(overrides: list[str]) -> None:
             os.rmdir(tempfile.mkdtemp(dir=existing, prefix=".gansweep-probe-"))
         except OSError as exc:
             raise ConfigError(f"{key}={value}: cannot create it ({exc.strerror} in {existing}); choose a writable folder") from None
+        if key == "hydra.run.dir" and not multirun:
+            folder.reserve()
+            reserved = folder
+    return reserved
 
 
 def _remove_unstarted(run_dir: Path) -> None:
     """Undo what Hydra made for a run that failed before its first step: its .hydra/, then
     the run folder and its parents up to the working directory while they are empty."""
+    RunFolder(run_dir).unreserve()
     shutil.rmtree(run_dir / ".hydra", ignore_errors=True)
     stop = Path.cwd().resolve()
     folder = run_dir.resolve()
@@ -160,9 +167,10 @@ def run_train(argv: list[str]) -> int:
             raise ConfigError(f"{resume[0]}: a resumed run keeps its stored config; --cfg, -m and --help do not apply to it")
         others = [o for o in args.overrides if not o.startswith("resume=")]
         return _resume(resume[0].split("=", 1)[1], others)
+    reserved = None
     if not (args.help or args.hydra_help or args.info or args.shell_completion):
         validate(args.overrides, args.config_name, args.config_dir)
-        _check_output_dirs(args.overrides)
+        reserved = _check_output_dirs(args.overrides, args.multirun)
     _exit_codes.clear()
     saved = sys.argv
     sys.argv = ["gansweep train", *argv]
@@ -172,4 +180,6 @@ def run_train(argv: list[str]) -> int:
         return exc.code if isinstance(exc.code, int) else 1
     finally:
         sys.argv = saved
+        if reserved is not None and not reserved.summary_path.exists():
+            _remove_unstarted(reserved.path)  # no run started (--cfg, stopped in start-up): nothing left behind
     return max(_exit_codes, default=0)

@@ -340,6 +340,27 @@ def test_two_runs_never_share_a_folder(tmp_path):
         RunFolder(claimed).create("model: {}\n", [])
 
 
+def test_runs_racing_for_one_hydra_run_dir_leave_the_winners_config_whole(tmp_path):
+    """Three runs started on one hydra.run.dir at once: one trains, the others are refused
+    in one line before Hydra writes anything, so .hydra/config.yaml is the winner's too."""
+    run = tmp_path / "same"
+    seeds = (1, 2, 3)
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "gansweep", "train", *TINY_MLP, "steps=30", "batch_size=8", "threads=1",
+                          f"seed={seed}", f"hydra.run.dir={run}"],
+                         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env())
+        for seed in seeds
+    ]
+    outs = [p.communicate(timeout=180) for p in procs]
+    assert sorted(p.returncode for p in procs) == [0, 2, 2], outs
+    for p, (_, err) in zip(procs, outs):
+        if p.returncode == 2:
+            assert len(err.strip().splitlines()) == 1 and "already holds" in err
+    winner = next(seed for seed, p in zip(seeds, procs) if p.returncode == 0)
+    assert yaml.safe_load((run / "config.yaml").read_text())["seed"] == winner
+    assert yaml.safe_load((run / ".hydra" / "config.yaml").read_text())["seed"] == winner
+
+
 # Folders that cannot be written ----------------------------------------------------------
 
 

@@ -142,8 +142,8 @@ def test_filter_and_group_by_numbers(outputs: Path) -> None:
     groups = group_runs(runs, ["model"], "fid").set_index("model")
     assert groups.loc["dcgan", "count"] == 8 and groups.loc["mlp", "count"] == 1
     dcgan_fids = [25.0, 32.5, 45.0, 30.0, 35.0, 60.0]
-    assert groups.loc["dcgan", "fid_mean"] == pytest.approx(sum(dcgan_fids) / 6)
-    assert groups.loc["dcgan", "fid_min"] == 25.0 and groups.loc["dcgan", "fid_max"] == 60.0
+    assert groups.loc["dcgan", "fid:mean"] == pytest.approx(sum(dcgan_fids) / 6)
+    assert groups.loc["dcgan", "fid:min"] == 25.0 and groups.loc["dcgan", "fid:max"] == 60.0
     assert list(groups.index) == ["dcgan", "mlp"]  # mean FID 37.9 before 40
 
 
@@ -336,7 +336,7 @@ def test_json_and_group_by_export(outputs: Path, tmp_path: Path) -> None:
     path = tmp_path / "groups.json"
     code, out, _ = report(str(outputs), "--group-by", "model,loss", "--json", str(path))
     groups = {(g["model"], g["loss"]): g for g in json.loads(path.read_text())}
-    assert groups[("mlp", "hinge")]["count"] == 1 and groups[("mlp", "hinge")]["fid_mean"] == 40.0
+    assert groups[("mlp", "hinge")]["count"] == 1 and groups[("mlp", "hinge")]["fid:mean"] == 40.0
     assert groups[("dcgan", "bce")]["count"] == 8
 
 
@@ -433,10 +433,10 @@ def test_train_tail_is_read_from_the_end_of_a_long_metrics_file(tmp_path: Path) 
 
 @pytest.mark.parametrize(("key", "value", "text"), [
     ("fid", 31.234, "31.23"), ("fid", 250.0, "250"), ("best_fid", 31.234, "31.23"), ("coverage", 0.71234, "0.712"),
-    ("modes_covered", 7.0, "7"), ("modes_covered_mean", 7.5, "7.50"), ("mixture_tv", 0.98889, "0.989"),
+    ("modes_covered", 7.0, "7"), ("modes_covered:mean", 7.5, "7.50"), ("modes_covered_min", 3.0, "3"), ("modes_covered_min:max", 5.0, "5"), ("mixture_tv", 0.98889, "0.989"),
     ("lr", 2e-4, "0.0002"), ("steps", 1200.0, "1200"), ("images_seen", 1_280_000, "1,280,000"),
     ("wall_time_s", 95.0, "1m35s"), ("wall_time_s", 7300.0, "2h01m"), ("fid", float("nan"), "–"),
-    ("model", "dcgan", "dcgan"), ("fid_mean", 40.0, "40"), ("count", 3, "3"), ("loss_d", 1.0, "1.00"),
+    ("model", "dcgan", "dcgan"), ("fid:mean", 40.0, "40"), ("count", 3, "3"), ("loss_d", 1.0, "1.00"),
 ])
 def test_format_value(key: str, value: object, text: str) -> None:
     assert format_value(key, value) == text

@@ -30,6 +30,8 @@ WIDE_TERMINAL = 120
 DIAGNOSIS_WIDTH = 26
 DIAGNOSIS_MIN = 10
 MISSING = "–"
+# Between a score and its statistic in a group table's column names: fid:mean.
+GROUP_STAT = ":"
 # The display column of modes_covered beside modes_total: "8/8" under "modes".
 MODES = "modes"
 
@@ -104,7 +106,8 @@ def score_columns(runs: pd.DataFrame, sort_key: str | None = None) -> list[str]:
 
 
 def group_runs(runs: pd.DataFrame, by: list[str], sort_key: str | None) -> pd.DataFrame:
-    """Per group of ``by`` values: ``count`` of runs and mean/min/max of every score.
+    """Per group of ``by`` values: ``count`` of runs and ``score:mean``, ``:min``, ``:max``
+    of every score (a colon, as ``modes_covered_min`` is a score of its own).
 
     Groups are ordered by the mean of the sort key in its better direction.
     """
@@ -114,9 +117,9 @@ def group_runs(runs: pd.DataFrame, by: list[str], sort_key: str | None) -> pd.Da
     aggregations: dict[str, tuple[str, str]] = {"count": ("run", "size")}
     for score in score_columns(runs, sort_key):
         for stat in ("mean", "min", "max"):
-            aggregations[f"{score}_{stat}"] = (score, stat)
+            aggregations[f"{score}{GROUP_STAT}{stat}"] = (score, stat)
     groups = runs.groupby(by, dropna=False, sort=True).agg(**aggregations).reset_index()
-    order_key = f"{sort_key}_mean"
+    order_key = f"{sort_key}{GROUP_STAT}mean"
     if order_key in groups:
         groups = groups.sort_values(order_key, ascending=not is_higher_better(sort_key), na_position="last", kind="stable")
     return groups
@@ -237,8 +240,8 @@ def format_value(key: str, value: Any) -> str:
         return MISSING
     if isinstance(value, bool) or not isinstance(value, Number):
         return str(value)
-    # Group columns (fid_mean, steps_max...) are formatted like the column they summarize.
-    base = key.rsplit("_", 1)[0] if key.endswith(("_mean", "_min", "_max")) else key
+    # Group columns (fid:mean, steps:max...) are formatted like the column they summarize.
+    base = key.partition(GROUP_STAT)[0]
     value = int(value) if isinstance(value, Integral) else float(value)
     if math.isinf(value):
         return "inf" if value > 0 else "-inf"

@@ -23,7 +23,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from gansweep.config import compose_config, from_yaml_file, one_line, register_configs, to_train_config
-from gansweep.errors import EXIT_INTERRUPTED, ConfigError, GansweepError, os_error_line
+from gansweep.errors import EXIT_INTERRUPTED, ConfigError, GansweepError, RunFolderError, os_error_line
 from gansweep.progress import console, err_console
 from gansweep.rundir import RunFolder, Status
 from gansweep.train import train
@@ -139,7 +139,12 @@ def _resume(run_dir: str, other: list[str]) -> int:
     if not run.config_path.is_file():
         raise ConfigError(f"resume={run_dir}: not a run folder (no config.yaml); give the folder a run printed at its end")
     cfg = from_yaml_file(str(run.config_path))
-    summary = run.read_summary()
+    try:
+        summary = run.read_summary()
+    except RunFolderError:
+        # The run's state is its config and checkpoint; the summary is rewritten from them.
+        raise RunFolderError(f"{run.summary_path}: damaged; config.yaml and the checkpoint are what a resume needs: "
+                             f"delete summary.json and run gansweep train resume={run_dir} again") from None
     if summary is not None and summary.status is Status.completed:
         console.print(f"run already completed ({summary.steps} steps); nothing to do")
         console.print(f"run folder: {run.path}")

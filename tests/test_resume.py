@@ -312,3 +312,19 @@ def test_a_checkpoint_refused_for_code_says_so_whatever_the_case_of_torchs_words
     monkeypatch.setattr(torch, "load", refuse)
     with pytest.raises(CheckpointError, match=r"last\.pt: refused: it holds code"):
         RunFolder(tmp_path).load_checkpoint()
+
+
+def test_a_damaged_summary_says_how_to_resume_and_deleting_it_does(finished, tmp_path, capsys):
+    """config.yaml and the checkpoint are the run's state: the summary is rewritten from them."""
+    run = _copy_as_stopped(finished, tmp_path)
+    (run / "summary.json").write_text('{"status": "runn')
+    capsys.readouterr()
+
+    assert train_cli(f"resume={run}") == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: {run / 'summary.json'}: damaged; config.yaml and the checkpoint are what a resume needs: "
+        f"delete summary.json and run gansweep train resume={run} again")
+
+    (run / "summary.json").unlink()
+    assert train_cli(f"resume={run}") == 0
+    assert summary(run)["status"] == "completed" and summary(run)["steps"] == 3

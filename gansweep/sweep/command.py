@@ -167,7 +167,7 @@ def run_sweep(argv: list[str]) -> int:
                   f"{f' of {args.population} trials at once' if args.population > 1 else ''}; folder {sweep_dir}")
     started = time.monotonic()
     stop = "done"
-    with LiveView(study, objectives, args.trials) as live:
+    with LiveView(study, objectives, args.trials, sweep_dir) as live:
         live.refresh()
         try:
             if args.launcher != "processes":

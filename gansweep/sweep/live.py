@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any, Optional
 
 import optuna
@@ -10,10 +11,12 @@ from optuna.trial import TrialState
 from rich.live import Live
 from rich.table import Table
 
+from gansweep.errors import GansweepError
 from gansweep.progress import console
+from gansweep.rundir import RunFolder
 from gansweep.scores import is_better
 from gansweep.sweep.study import trial_status, trial_stop_reason
-from gansweep.sweep.trial import NOT_WORKING
+from gansweep.sweep.trial import NOT_WORKING, trial_dir
 
 ROWS = 20  # most recent trials shown
 WAITING = "waiting"  # shown for an enqueued trial no worker has taken yet
@@ -30,8 +33,22 @@ def _styled_status(t: optuna.trial.FrozenTrial) -> str:
     return WAITING if status is None else f"[{status.style}]{status.value}[/]"
 
 
-def trials_table(study: optuna.Study, objectives: list[str], n_trials: int) -> Table:
-    """The trials so far, newest last, with the best value so far."""
+def trial_progress(run_dir: Path) -> str:
+    """A running trial's steps and ETA from its folder's summary (written at each
+    checkpoint): ``120/400 steps, ETA 35s``; ``starting`` before its first."""
+    try:
+        summary = RunFolder(run_dir).read_summary()
+    except GansweepError:  # being replaced (a retry taking the folder over)
+        summary = None
+    if summary is None or not summary.steps:
+        return "starting"
+    eta = summary.wall_time_s * max(summary.total_steps - summary.steps, 0) / summary.steps
+    return f"{summary.steps}/{summary.total_steps} steps, ETA {eta:.0f}s"
+
+
+def trials_table(study: optuna.Study, objectives: list[str], n_trials: int, sweep_dir: Path | None = None) -> Table:
+    """The trials so far, newest last, with the best value so far; with ``sweep_dir``, a
+    running trial's time column holds its steps and ETA."""
     trials = study.get_trials(deepcopy=False)
     first = objectives[0]
     table = Table(title=f"sweep {study.study_name}: {len(trials)} trials (target {n_trials})", expand=False)
@@ -48,7 +65,11 @@ def trials_table(study: optuna.Study, objectives: list[str], n_trials: int) -> T
         params = " ".join(f"{k}={_fmt(v)}" for k, v in t.params.items())
         values = [_fmt(v) for v in (t.values or [None] * len(objectives))]
         duration = t.user_attrs.get("duration_s")
-        rows.append((str(t.number), _styled_status(t), params, *values, _fmt(best), f"{duration:.0f}s" if duration else "-"))
+        if t.state == TrialState.RUNNING and sweep_dir is not None:
+            time_cell = trial_progress(trial_dir(sweep_dir, t.number))
+        else:
+            time_cell = f"{duration:.0f}s" if duration else "-"
+        rows.append((str(t.number), _styled_status(t), params, *values, _fmt(best), time_cell))
     for row in rows[-ROWS:]:
         table.add_row(*row)
     return table
@@ -58,8 +79,8 @@ class LiveView:
     """The table redraws itself from the study twice a second on a terminal; elsewhere
     refresh() prints the trials that finished since its last call."""
 
-    def __init__(self, study: optuna.Study, objectives: list[str], n_trials: int):
-        self.study, self.objectives, self.n_trials = study, objectives, n_trials
+    def __init__(self, study: optuna.Study, objectives: list[str], n_trials: int, sweep_dir: Path | None = None):
+        self.study, self.objectives, self.n_trials, self.sweep_dir = study, objectives, n_trials, sweep_dir
         self.interactive = console.is_terminal and sys.stdout.isatty()
         self._live: Optional[Live] = None
         self._printed: set[int] = set()
@@ -67,7 +88,7 @@ class LiveView:
     def __enter__(self) -> "LiveView":
         if self.interactive:
             self._live = Live(
-                get_renderable=lambda: trials_table(self.study, self.objectives, self.n_trials),
+                get_renderable=lambda: trials_table(self.study, self.objectives, self.n_trials, self.sweep_dir),
                 console=console, refresh_per_second=2,
             )
             self._live.start()

@@ -344,3 +344,37 @@ def test_sigterm_stops_a_two_worker_sweep_as_ctrl_c_does(tmp_path: Path) -> None
     assert "sweep interrupted" in out and "Traceback" not in err
     frame = trials(tmp_path / "term")
     assert len(frame) >= 2 and "running" not in set(frame["state"])  # each worker's trial left to be retried
+
+
+def test_a_retried_trial_resumes_in_a_folder_only_its_worker_writes(tmp_path: Path) -> None:
+    """The retry copies the stale trial's folder, claim included, which names the dead
+    worker: the retrying worker takes the claim over, so a resume= beside it is refused."""
+    import socket
+
+    import optuna
+
+    from gansweep.rundir import SweepMembership
+    from gansweep.sweep.study import make_storage
+    from gansweep.sweep.trial import TrialPlan, prepare_trial, trial_dir
+    from gansweep.train import TrainHooks, train
+    from train_helpers import gansweep_process
+
+    def stop(row: dict) -> None:
+        if row["step"] == 20:
+            raise KeyboardInterrupt
+
+    sweep_dir, overrides = tmp_path / "s", [*TINY, "checkpoint_every=10"]
+    stale = trial_dir(sweep_dir, 0)
+    train(to_train_config(compose_config(overrides)), stale, overrides, TrainHooks(on_log=stop),
+          sweep=SweepMembership("s", 0, {}, ["mixture_tv"]))
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    (stale / ".gansweep-run").write_text(json.dumps({"host": socket.gethostname(), "pid": dead.pid}))
+    study = optuna.create_study(storage=make_storage(None, sweep_dir), study_name="s")
+    study.tell(study.ask(), state=optuna.trial.TrialState.FAIL)  # trial 0, failed as stale
+    study.enqueue_trial({}, user_attrs={"retry_of": 0})
+
+    prepared = prepare_trial(TrialPlan("s", sweep_dir, overrides, ["mixture_tv"], prune=False), study, study.ask())
+    assert prepared.resume
+    beside = gansweep_process("train", f"resume={prepared.out_dir}")
+    assert beside.returncode == 2 and f"still training ({socket.gethostname()} pid {os.getpid()})" in beside.stderr

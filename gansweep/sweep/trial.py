@@ -123,6 +123,7 @@ class TrialRun:
     membership: Optional[SweepMembership] = None
     hooks: Optional[TrainHooks] = None
     resume: bool = False
+    claim: Optional[RunFolder] = None  # a resumed folder's claim, held by this worker until the trial ends
 
 
 def prepare_trial(plan: TrialPlan, study: optuna.Study, trial: optuna.trial.Trial) -> TrialRun:
@@ -140,6 +141,9 @@ def prepare_trial(plan: TrialPlan, study: optuna.Study, trial: optuna.trial.Tria
     if retry_of is not None:
         stale_dir = trial_dir(plan.sweep_dir, retry_of)
         prepared.resume = stale_dir.is_dir() and _take_over(stale_dir, prepared.out_dir, prepared.membership)
+        if prepared.resume:  # the copy's claim names the stale worker: make it this one's
+            prepared.claim = RunFolder(prepared.out_dir)
+            prepared.claim.take_over()
         # Stated in trials.csv: a retry resumes only where the stale trial's folder is reachable.
         trial.set_user_attr("retry_from", "checkpoint" if prepared.resume else (
             "scratch: no checkpoint in its folder" if stale_dir.is_dir()
@@ -188,6 +192,8 @@ def conclude_trial(plan: TrialPlan, prepared: TrialRun, summary: Optional[RunSum
     except GansweepError:
         pass
     record(trial, attrs)  # False: another machine failed the trial as stale; its retry counts
+    if prepared.claim is not None:
+        prepared.claim.release()
     return outcome
 
 

@@ -6,6 +6,7 @@ unwritable folder): each becomes one line on stderr and an exit code, never a tr
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from typing import Any, Callable
@@ -66,6 +67,18 @@ def version_line() -> str:
     return f"gansweep {version('gansweep')} ({deps})"
 
 
+def _complete(argv: list[str]) -> int:
+    """``gansweep -sc query=bash``, as the script of ``gansweep train -sc install=bash``
+    calls it: Hydra completes the overrides on the line. Hydra takes every word after the
+    program's name for an override, so the line it sees keeps only the overrides (words
+    with ``=``) and the word being typed, without the subcommand and its flags."""
+    words = os.environ.get("COMP_LINE", "").split(" ")
+    if len(words) > 1 and words[1] in COMMANDS:
+        typed = [words[-1]] if len(words) > 2 and "=" not in words[-1] and not words[-1].startswith("-") else []
+        os.environ["COMP_LINE"] = " ".join([words[0], *[w for w in words[2:] if "=" in w], *typed])
+    return _train(argv)
+
+
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "train": _train, "sweep": _sweep, "eval": _eval, "confirm": _confirm, "report": _report,
 }
@@ -80,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     if argv[0] in ("-V", "--version"):
         print(version_line())
         return 0
+    if argv[0] in ("-sc", "--shell-completion"):
+        return _complete(argv)
     command = COMMANDS.get(argv[0])
     if command is None:
         err_console.print(f"gansweep: unknown command {argv[0]!r}; choose one of {', '.join(COMMANDS)}")

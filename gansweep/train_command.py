@@ -178,7 +178,8 @@ def run_train(argv: list[str]) -> int:
         reserved = _check_output_dirs(args.overrides, args.multirun)
     _exit_codes.clear()
     saved = sys.argv
-    sys.argv = ["gansweep train", *argv]
+    # The installed completion script names and calls this program: gansweep, not "gansweep train".
+    sys.argv = ["gansweep" if args.shell_completion else "gansweep train", *argv]
     try:
         _hydra_task()
     except SystemExit as exc:  # Hydra exits after --help/--info, and on its own errors

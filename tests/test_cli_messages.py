@@ -56,3 +56,16 @@ def test_the_confirm_table_shows_trial_numbers_as_integers() -> None:
     console.print(confirm_table(frame, "fid"))
     text = console.export_text()
     assert "│     2 │" in text and "2.0" not in text
+
+
+def test_tab_completion_registers_gansweep_and_its_query_completes_train_and_sweep_overrides(monkeypatch, capsys) -> None:
+    assert main(["train", "-sc", "install=bash"]) == 0
+    script = capsys.readouterr().out
+    assert script.rstrip().endswith("-F hydra_bash_completion gansweep") and "gansweep train" not in script
+    # The script calls `gansweep -sc query=bash` with the line typed so far.
+    for line, expected in (("gansweep train model=", {"model=dcgan", "model=mlp"}),
+                           ("gansweep sweep --trials 3 los", {"loss=", "loss."}),
+                           ("gansweep train model=mlp model.hid", {"model.hidden="})):
+        monkeypatch.setenv("COMP_LINE", line)
+        assert main(["-sc", "query=bash"]) == 0
+        assert set(capsys.readouterr().out.split()) == expected

@@ -73,9 +73,10 @@ class ProgressDisplay:
             console.print(f"step {step}/{self.total}  {_fmt(row)}")
 
     def note(self, text: str) -> None:
-        """A line above the bar (evaluation results, warnings)."""
+        """A line above the bar (evaluation results, warnings), wrapped between words: the
+        console's soft wrap would leave it to the terminal, which breaks numbers in two."""
         if not self.quiet:
-            console.print(text)
+            console.print(text, soft_wrap=False)
 
     def close(self) -> None:
         if self._progress is not None:

@@ -67,6 +67,7 @@ def test_a_sweep_that_finds_no_working_generator_says_so_writes_no_best_yaml_and
     assert lines == ["best: none; no working generator in 2 completed trials (trial 0: collapse between modes (0/8 modes "
                      "covered)); give them a longer budget (steps=, images= or epochs=) and rerun"]
     assert "confirm it" not in out and "best.yaml" not in next(line for line in out.splitlines() if line.startswith("results:"))
+    assert list(pd.read_csv(sweep_dir / "trials.csv")["not_working"]) == ["collapse between modes (0/8 modes covered)"] * 2
 
     assert main(["confirm", str(sweep_dir), "--top", "1", "--seeds", "1"]) == 2
     err = capsys.readouterr().err.strip()

@@ -44,6 +44,10 @@ lines in a row, or when an evaluation finds realistic samples on few modes and t
 objective is not a new best (gansweep/health.py has the bars). The base configuration
 (trial 0) is never stopped as collapsed. --no-early-stop keeps only divergence.
 
+A trial that completes with noise, or with samples on no mode (gansweep/health.py,
+not_working), keeps its values in the study but is never the best, never in best.yaml
+and never confirmed; when no trial passes, the sweep says so and writes no best.yaml.
+
 Examples:
   gansweep sweep --trials 50
   gansweep sweep --trials 50 model=mlp data=grid25

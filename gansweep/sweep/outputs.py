@@ -26,7 +26,8 @@ from gansweep.sweep.trial import NOT_WORKING, trial_dir
 
 def trials_frame(study: optuna.Study, sweep_dir: Path, objectives: list[str]) -> pd.DataFrame:
     """One row per trial, from the study alone (trial folders may be gone): number, state,
-    run status, objective values, params, duration, stop reason, worker and folder."""
+    run status, objective values, params, duration, stop reason, why its generator does
+    not work (if so), worker and folder."""
     rows = []
     for t in study.get_trials(deepcopy=False):
         status, reason = trial_status(t), trial_stop_reason(t)
@@ -38,6 +39,7 @@ def trials_frame(study: optuna.Study, sweep_dir: Path, objectives: list[str]) ->
         row["stop_kind"] = reason.kind.value if reason else None
         row["stop_step"] = reason.step if reason else None
         row["reason"] = str(reason) if reason else None
+        row["not_working"] = t.user_attrs.get(NOT_WORKING)  # why it can never be the best, if so
         row["base_config"] = bool(t.user_attrs.get("base_config"))
         row["retry_of"] = t.user_attrs.get("retry_of")
         row["retry_from"] = t.user_attrs.get("retry_from")

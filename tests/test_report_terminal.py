@@ -1,11 +1,14 @@
-"""`gansweep report` as a terminal of COLUMNS columns shows it: what matters fits at 80."""
+"""`gansweep report` as a terminal of COLUMNS columns shows it (and tmux, where installed):
+what matters fits at 80."""
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -72,3 +75,22 @@ def test_run_settings_get_no_plot_panel_even_when_they_vary(outputs: Path, tmp_p
     terminal_report(200, str(outputs), "--plots", str(tmp_path))
     names = {p.name for p in tmp_path.iterdir()}
     assert "score_vs_lr.png" in names and not {"score_vs_tensorboard.png", "score_vs_eval.enabled.png"} & names
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+@pytest.mark.parametrize("columns", [80, 120, 200])
+def test_in_a_real_terminal_of_tmux_the_table_fits_and_keeps_what_matters(outputs: Path, columns: int) -> None:
+    session = f"gansweep-test-{os.getpid()}-{columns}"
+    command = f"env -u COLUMNS -u TTY_COMPATIBLE OMP_NUM_THREADS=1 {sys.executable} -m gansweep report {outputs}; sleep 30"
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", str(columns), "-y", "60", command], check=True)
+    try:
+        screen = ""
+        for _ in range(300):  # the report imports pandas and rich: a few seconds
+            screen = subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True, text=True).stdout
+            if "run folders found" in screen:
+                break
+            time.sleep(0.1)
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], check=False)
+    assert header(screen)[:6] == ["run", "status", "diagnosis", "fid", "precision", "modes"]
+    assert all(len(line.rstrip()) <= columns for line in screen.splitlines())

@@ -21,18 +21,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional
 
+import optuna
 import pandas as pd
+import yaml
+from optuna.trial import FrozenTrial, TrialState
 from rich.table import Table
 
 from gansweep.arguments import ArgumentParser
 from gansweep.atomic import write_text_atomic
 from gansweep.config import from_yaml_file
 from gansweep.errors import ConfigError, DivergedError, RunFolderError
-from gansweep.health import not_working
 from gansweep.progress import console
-from gansweep.rundir import RunFolder, RunSummary, SweepMembership, find_run_dirs
+from gansweep.rundir import RunFolder, RunSummary, SweepMembership
 from gansweep.scores import SCORES, format_score, higher_is_better, is_finite_number
-from gansweep.sweep.outputs import reproducing_yaml
+from gansweep.sweep.outputs import reproducing_yaml, working_trials
+from gansweep.sweep.study import make_storage
+from gansweep.sweep.trial import NOT_WORKING
 from gansweep.train import train
 
 CONFIRM_DIR = "confirm"
@@ -43,11 +47,13 @@ SEED_BASE = 1000  # confirmation seeds are 1000, 1001, ...: never a sweep trial'
 
 @dataclass
 class Candidate:
-    """A completed sweep trial to confirm."""
+    """A completed sweep trial to confirm, as the sweep's study records it (its folder may
+    be on another machine)."""
 
     number: int
-    folder: Path
-    summary: RunSummary
+    value: float  # the sweep's first objective
+    config: dict  # the trial's full config
+    membership: SweepMembership  # the sweep, the trial, its params and objectives
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,34 +64,52 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("sweep_dir", help="a sweep folder (as printed at the end of gansweep sweep)")
     p.add_argument("--top", type=int, default=3, help="how many of the best completed trials to retrain (default 3)")
     p.add_argument("--seeds", type=int, default=5, help="new seeds per trial (default 5)")
+    p.add_argument("--storage", default=None, metavar="URL",
+                   help="the sweep's --storage, where it used a database (default: the journal in the sweep folder)")
     p.add_argument("--workers", type=int, default=1,
                    help="retrainings at once on this machine, each a process (CPU threads are split between them)")
     return p
 
 
-def top_trials(sweep_dir: Path, k: int) -> tuple[list[Candidate], str]:
-    """The k best completed trials of a sweep by its first objective, best first, and that
-    objective. A trial whose generator does not work (health.not_working) is never one."""
-    trials: list[Candidate] = []
-    for folder in find_run_dirs(sweep_dir):
-        if folder.parent.name == CONFIRM_DIR:
-            continue
-        summary = RunFolder(folder).read_summary()
-        if summary and summary.sweep and summary.sweep.confirm_of is None and summary.status.has_objective:
-            trials.append(Candidate(summary.sweep.trial, folder, summary))
-    if not trials:
-        raise ConfigError(f"{sweep_dir}: no completed sweep trials to confirm; run gansweep sweep --dir first")
-    objective = trials[0].summary.sweep.objectives[0]
-    scored = [t for t in trials if is_finite_number(t.summary.scores.get(objective))]
-    if not scored:
-        raise ConfigError(f"{sweep_dir}: no completed trial has a finite {objective}; nothing to confirm")
-    working = [t for t in scored if not_working(t.summary.scores) is None]
+def open_sweep_study(sweep_dir: Path, storage: Optional[str]) -> optuna.Study:
+    """The sweep's study (named as its folder): in the folder's journal, or at --storage."""
+    if storage is None and not (sweep_dir / "study.journal").is_file():
+        raise ConfigError(f"{sweep_dir}: no sweep study here (no study.journal); give the folder gansweep sweep "
+                          "printed, and its --storage where it used a database")
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    try:
+        return optuna.load_study(study_name=sweep_dir.name, storage=make_storage(storage, sweep_dir))
+    except KeyError:
+        raise ConfigError(f"{sweep_dir}: its storage holds no sweep named {sweep_dir.name!r}") from None
+
+
+def top_trials(study: optuna.Study, k: int) -> tuple[list[Candidate], str]:
+    """The k best completed trials of a sweep's study by its first objective, best first,
+    and that objective: every machine's trials, whichever folder they are in. A trial whose
+    generator does not work (health.not_working) is never one."""
+    where = study.study_name
+    completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if not completed:
+        raise ConfigError(f"sweep {where}: no completed trials to confirm; run gansweep sweep first")
+    objectives = study.user_attrs.get("objectives") or []
+    objective = objectives[0]
+    working = working_trials(study)
     if not working:
-        raise ConfigError(f"{sweep_dir}: none of the {len(scored)} completed trials draws a working generator "
-                          f"(trial {scored[0].number}: {not_working(scored[0].summary.scores)}); nothing to confirm")
+        first = completed[0]
+        raise ConfigError(f"sweep {where}: none of the {len(completed)} completed trials draws a working generator "
+                          f"(trial {first.number}: {first.user_attrs.get(NOT_WORKING)}); nothing to confirm")
     sign = -1.0 if higher_is_better(objective) else 1.0
-    working.sort(key=lambda t: (sign * t.summary.scores[objective], t.number))
-    return working[:k], objective
+    working.sort(key=lambda t: (sign * t.values[0], t.number))
+    return [_candidate(study.study_name, t, objectives) for t in working[:k]], objective
+
+
+def _candidate(sweep: str, trial: FrozenTrial, objectives: list[str]) -> Candidate:
+    config = trial.user_attrs.get("config")
+    if not config:
+        raise ConfigError(f"sweep {sweep}: trial {trial.number} has no config in the study (a sweep from before "
+                          "gansweep stored it); retrain it with gansweep train --config-dir on its folder")
+    membership = SweepMembership(sweep, trial.number, dict(trial.params), list(objectives), confirm_of=trial.number)
+    return Candidate(trial.number, float(trial.values[0]), config, membership)
 
 
 def confirmation_seeds(n: int) -> list[int]:
@@ -100,10 +124,11 @@ def run_confirmation(candidate: Candidate, seed: int, out_dir: Path) -> RunSumma
         return existing
     if existing is not None:
         run.take_over()  # refused while another gansweep confirm trains it
-    cfg = from_yaml_file(str(RunFolder(candidate.folder).config_path))
-    cfg = dataclasses.replace(cfg, seed=seed)
-    sweep = candidate.summary.sweep
-    membership = SweepMembership(sweep.name, sweep.trial, dict(sweep.params), list(sweep.objectives), confirm_of=candidate.number)
+    # The trial's config as the study holds it, kept beside the retrainings as their record.
+    stored = out_dir.parent / f"trial_{candidate.number:04d}.yaml"
+    write_text_atomic(stored, yaml.safe_dump(candidate.config, sort_keys=False))
+    cfg = dataclasses.replace(from_yaml_file(str(stored)), seed=seed)
+    membership = candidate.membership
     resume = existing is not None and run.last_checkpoint.exists()
     if existing is not None and not resume:
         shutil.rmtree(out_dir)  # our own retraining, stopped before its first checkpoint: nothing to keep
@@ -160,7 +185,7 @@ def run_confirm(argv: list[str]) -> int:
     sweep_dir = Path(args.sweep_dir)
     if not sweep_dir.is_dir():
         raise ConfigError(f"{sweep_dir}: no such sweep folder")
-    candidates, objective = top_trials(sweep_dir, args.top)
+    candidates, objective = top_trials(open_sweep_study(sweep_dir, args.storage), args.top)
     seeds = confirmation_seeds(args.seeds)
     console.print(f"confirming trials {', '.join(str(c.number) for c in candidates)} by {objective} with seeds {seeds[0]}..{seeds[-1]}")
 
@@ -173,7 +198,7 @@ def run_confirm(argv: list[str]) -> int:
         shown = format_score(objective, summary.scores.get(objective))
         console.print(f"trial {candidate.number} seed {seed}: {summary.status.value}, {objective} {shown}", markup=False)
 
-    frame = summarize(runs, objective, {c.number: c.summary.scores.get(objective) for c in candidates})
+    frame = summarize(runs, objective, {c.number: c.value for c in candidates})
     write_text_atomic(sweep_dir / CONFIRM_CSV, frame.to_csv(index=False))
     console.print(confirm_table(frame, objective))
     if f"{objective}_mean" in frame:
@@ -185,11 +210,11 @@ def run_confirm(argv: list[str]) -> int:
 def confirmed_best_yaml(best: pd.Series, candidates: list[Candidate], objective: str, sweep_dir: Path) -> str:
     """The config of the trial best on average over the new seeds, as a `gansweep train` config."""
     number = int(best["trial"])
-    folder = next(c.folder for c in candidates if c.number == number)
+    config = next(c.config for c in candidates if c.number == number)
     title = (f"Best confirmed trial of sweep {sweep_dir.name}: trial {number}, {objective} "
              f"{best[f'{objective}_mean']:.4g} ± {best[f'{objective}_std']:.2g} over {int(best['completed'])} new seeds "
              f"(worst {best[f'{objective}_worst']:.4g}); the sweep's own best was trial {candidates[0].number}.")
-    return reproducing_yaml(RunFolder(folder).read_config(), title, sweep_dir, CONFIRMED_BEST)
+    return reproducing_yaml(config, title, sweep_dir, CONFIRMED_BEST)
 
 
 def confirm_table(frame: pd.DataFrame, objective: str) -> Table:

@@ -84,4 +84,27 @@ def test_two_workers_train_the_seeds_in_two_processes(sweep_dir: Path) -> None:
 def test_a_folder_without_completed_trials_is_one_line(tmp_path: Path, capsys) -> None:
     assert main(["confirm", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.splitlines() == [f"error: {tmp_path}: no completed sweep trials to confirm; run gansweep sweep --dir first"]
+    assert err.splitlines() == [f"error: {tmp_path}: no sweep study here (no study.journal); give the folder gansweep sweep "
+                                "printed, and its --storage where it used a database"]
+
+
+def test_confirm_reads_the_study_so_a_trial_on_another_machine_is_confirmed(sweep_dir: Path, tmp_path: Path, capsys) -> None:
+    """Machines sharing a study each hold only their own trial folders: confirm ranks the
+    study's trials and trains from the config the study keeps, not from the folders here."""
+    import shutil
+
+    import optuna
+
+    from gansweep.sweep.outputs import best_trial
+    from gansweep.sweep.study import make_storage
+
+    copy = tmp_path / "s"
+    shutil.copytree(sweep_dir, copy, ignore=shutil.ignore_patterns("confirm*"))
+    study = optuna.load_study(study_name="s", storage=make_storage(None, copy))
+    best = best_trial(study, ["mixture_tv"]).number
+    shutil.rmtree(copy / f"trial_{best:04d}")  # on the other machine
+
+    assert main(["confirm", str(copy), "--top", "1", "--seeds", "1"]) == 0
+    assert f"confirming trials {best} by mixture_tv" in capsys.readouterr().out
+    assert pd.read_csv(copy / "confirm.csv")["trial"].tolist() == [best]
+    assert RunFolder(copy / "confirm" / f"trial_{best:04d}_seed_{SEED_BASE}").read_summary().sweep.confirm_of == best

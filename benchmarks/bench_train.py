@@ -30,13 +30,15 @@ from gansweep.data import load_dataset
 from gansweep.metrics.classifier import load_digit_classifier
 from gansweep.models import build_models
 from gansweep.metrics.features import load_digit_net
-from gansweep.train import Batches, pick_device, train
+from gansweep.batches import StackedBatches
+from gansweep.devices import pick_device
+from gansweep.train import train
 from gansweep.config import compose_config
 
 
 def time_batches(samples: torch.Tensor, batch_size: int, n: int) -> tuple[float, float]:
-    """Seconds per batch: device-tensor Batches vs a shuffling DataLoader."""
-    batches = Batches(samples, batch_size, torch.Generator(device=samples.device).manual_seed(0))
+    """Seconds per batch: device-tensor batches (one member's) vs a shuffling DataLoader."""
+    batches = StackedBatches(samples, None, batch_size, torch.tensor([0], device=samples.device))
     t = time.perf_counter()
     for _ in range(n):
         batches.next()

@@ -14,7 +14,7 @@ from gansweep.models import build_models, memory_layout
 from gansweep.progress import console
 from gansweep.rundir import RunFolder, now_iso
 from gansweep.scoring import build_evaluator, score_generator
-from gansweep.train import pick_device
+from gansweep.devices import pick_device
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gansweep import noise
 from gansweep.config import DCGANConfig, DNorm, GNorm, Init, MLPConfig, TrainConfig
 from gansweep.errors import ConfigError
 
@@ -269,21 +270,70 @@ def _build_mlp(cfg: TrainConfig, sample_shape: tuple[int, ...]) -> tuple[nn.Modu
 MODELS = {"dcgan": _build_dcgan, "mlp": _build_mlp}
 
 
-def with_dropout(net: nn.Sequential, p: float) -> nn.Sequential:
-    """The same layers (and weights) with Dropout(p) after every hidden activation."""
+class KeyedDropout(nn.Module):
+    """Dropout whose masks come from the counter-based noise of gansweep.noise.
+
+    Its probability, key and draw counter are buffers, so K stacked copies each drop with
+    their own p and their own masks in one op, and a checkpoint holds where the masks are.
+    """
+
+    def __init__(self, p: float, key: int):
+        super().__init__()
+        self.register_buffer("p", torch.tensor(p))
+        self.register_buffer("key", torch.tensor(key, dtype=torch.int64))
+        self.register_buffer("draws", torch.zeros((), dtype=torch.int64))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return x
+        u = noise.uniform(noise.draw_key(self.key, noise.DROPOUT, self.draws), tuple(x.shape), x.dtype)
+        self.draws.add_(1)
+        return x * (u >= self.p).to(x.dtype) / (1 - self.p)
+
+
+def with_dropout(net: nn.Sequential, p: float, seed: int) -> nn.Sequential:
+    """The same layers (and weights) with dropout(p) after every hidden activation, its
+    masks drawn from the run's seed."""
     layers: list[nn.Module] = []
     for layer in net:
         layers.append(layer)
         if isinstance(layer, HIDDEN_ACTIVATIONS):
-            layers.append(nn.Dropout(p))
+            layers.append(KeyedDropout(p, noise.seed_key(seed + len(layers))))
     return nn.Sequential(*layers)
+
+
+class SpectralNorm(nn.Module):
+    """W / sigma(W), sigma estimated by one power iteration per training forward (Miyato
+    et al. 2018), as torch's spectral_norm does; written without out= arguments so that
+    vmap can run K stacked copies, each with its own singular vectors."""
+
+    def __init__(self, weight: torch.Tensor, eps: float = 1e-12):
+        super().__init__()
+        self.eps = eps
+        mat = weight.detach().flatten(1)
+        self.register_buffer("_u", F.normalize(mat.new_empty(mat.shape[0]).normal_(), dim=0, eps=eps))
+        self.register_buffer("_v", F.normalize(mat.new_empty(mat.shape[1]).normal_(), dim=0, eps=eps))
+        self._power(mat, 15)  # start from a good estimate, as torch does
+
+    @torch.no_grad()
+    def _power(self, mat: torch.Tensor, iterations: int) -> None:
+        for _ in range(iterations):
+            self._v.copy_(F.normalize(mat.mT @ self._u, dim=0, eps=self.eps))
+            self._u.copy_(F.normalize(mat @ self._v, dim=0, eps=self.eps))
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        mat = weight.flatten(1)
+        if self.training:
+            self._power(mat.detach(), 1)
+        sigma = torch.dot(self._u.clone(), mat @ self._v.clone())
+        return weight / sigma
 
 
 def with_spectral_norm(module: nn.Module) -> nn.Module:
     """Spectral normalization (Miyato et al. 2018) on every Linear and Conv2d weight of `module`."""
     for layer in list(module.modules()):
         if isinstance(layer, (nn.Linear, nn.Conv2d)):
-            nn.utils.parametrizations.spectral_norm(layer)
+            nn.utils.parametrize.register_parametrization(layer, "weight", SpectralNorm(layer.weight))
     return module
 
 
@@ -301,7 +351,7 @@ def build_models(cfg: TrainConfig, sample_shape: tuple[int, ...]) -> tuple[nn.Mo
     if cfg.model.conditional:
         g, d = ConditionalGenerator(g, cfg.model.z_dim, cfg.data.num_classes), ProjectionDiscriminator(d, cfg.data.num_classes)
     if cfg.stabilize.d_dropout > 0:
-        d.net = with_dropout(d.net, cfg.stabilize.d_dropout)
+        d.net = with_dropout(d.net, cfg.stabilize.d_dropout, cfg.seed)
     if cfg.stabilize.spectral_norm:
         with_spectral_norm(d)
     return g, d

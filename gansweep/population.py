@@ -1,79 +1,49 @@
-"""Population training: many MLP-GAN runs of one architecture trained as one batched model.
+"""Many runs trained as one stack: the loop that drives gansweep.engine for K members.
 
-Each member is an ordinary run: it is set up exactly as ``train`` sets up a solo run
-(same seed, same initial weights, its own data order and noise), writes its own run
-folder (summary, metrics.jsonl, samples, checkpoints in the solo format) and can be
-resumed by ``gansweep train resume=`` or by another population. Only the arithmetic
-is shared: the members' G's and D's are stacked (gansweep.stacked), so one batched
-step updates every member with its own lr, betas, lr decay and stabilizer settings.
+Each member is an ordinary run (gansweep.member): set up exactly as a solo run, with its
+own folder, log, checkpoints and noise, resumable by ``gansweep train resume=``. Only
+the arithmetic is shared: one step of the stack updates every member with its own lr,
+betas, lr decay and stabilizer settings. A solo run is a population of one.
 
-Members join and leave between steps: one that finishes, diverges or is stopped by
-its hooks leaves the stack at once, and ``refill`` may hand in a new member (a new
-sweep trial) for the freed slot. Members never mix, so a member's numbers do not
-depend on who else is in the population.
+Members join and leave between steps: one that finishes, diverges or is stopped by its
+hooks leaves the stack at once, and ``refill`` may hand in a new member (a new sweep
+trial) for the freed slot. Members never mix, so a member's numbers do not depend on
+who else is in the population.
 """
 
 from __future__ import annotations
 
 import json
-import time
-import warnings
-from contextlib import nullcontext
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable, Optional
+import signal
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Optional
 
+import numpy as np
 import torch
 from omegaconf import OmegaConf
 
+from gansweep.adam import AdamState
+from gansweep.batches import StackedBatches
 from gansweep.config import TrainConfig
-from gansweep.errors import DivergedError
-from gansweep.rundir import RunFolder, RunSummary, StopKind, StopReason, SweepMembership
-from gansweep.stacked import clip_member_grads, discriminate, generate, member_norms, member_state, stack_states
-from gansweep.threads import ThreadShare, rebalance, set_threads
-from gansweep.train import (
-    DIVERGED_DETAIL,
-    LogWindow,
-    Progress,
-    RunParts,
-    StopTraining,
-    TrainHooks,
-    checkpoint_state,
-    config_sha256,
-    finish_run,
-    instance_noise_std,
-    lr_factor,
-    open_run,
-    periodic_work,
-    pick_device,
-    prepare_run,
-    stop_on_signal,
-    write_log_line,
-)
-from gansweep.progress import ProgressDisplay
+from gansweep.devices import pick_device
+from gansweep.engine import STATS, Knobs, Stack, StepSpec, train_step
+from gansweep.losses import LOSSES
+from gansweep.member import Member, MemberSpec, StopTraining, stop_reason_of
+from gansweep.progress import console
+from gansweep.rundir import RunFolder, RunSummary, StopKind
+from gansweep.stacked import StackedNet
+from gansweep.threads import ThreadShare, set_threads
 
 # Keys that may differ between the members of one population: none of them changes a
-# tensor's shape or the order of the step's operations.
+# tensor's shape or the order of the step's operations (d_dropout only while it stays on).
 MEMBER_KEYS = (
     "lr", "lr_g", "lr_d", "beta1", "beta2", "lr_decay", "seed", "threads", "resume", "overwrite",
-    "log_every", "eval_every", "sample_every", "checkpoint_every",
+    "log_every", "eval_every", "sample_every", "checkpoint_every", "steps", "images", "epochs", "tensorboard",
     "stabilize.real_label", "stabilize.instance_noise", "stabilize.clip_g", "stabilize.clip_d", "stabilize.ema",
+    "stabilize.d_dropout", "eval",
 )
-
-
-def population_blocker(cfg: TrainConfig) -> Optional[str]:
-    """Why a config cannot train in a population (it then trains alone), or None."""
-    if cfg.model.name != "mlp":
-        return f"model={cfg.model.name}: populations stack MLPs only"
-    if cfg.model.conditional:
-        return "model.conditional: the projection discriminator is not stacked"
-    if cfg.loss.name == "wgan_gp":
-        return "loss=wgan_gp: the gradient penalty is not stacked"
-    if cfg.stabilize.d_dropout > 0:
-        return "stabilize.d_dropout: dropout masks are drawn per run"
-    if cfg.stabilize.spectral_norm:
-        return "stabilize.spectral_norm: its power iteration is not stacked"
-    return None
+SEEDED_DATA = ("ring8", "grid25", "stacked_mnist")  # data sets drawn from the run's seed
 
 
 def shape_key(cfg: TrainConfig) -> str:
@@ -85,150 +55,176 @@ def shape_key(cfg: TrainConfig) -> str:
         for parent in parents:
             node = node[parent]
         node.pop(leaf)
+    tree["d_dropout_on"] = cfg.stabilize.d_dropout > 0  # dropout layers exist or not
     return json.dumps(tree, sort_keys=True)
-
-
-@dataclass
-class MemberSpec:
-    """One run to train in a population, as ``train`` takes it."""
-
-    cfg: TrainConfig
-    run_dir: Path
-    overrides: list[str] = field(default_factory=list)
-    hooks: TrainHooks = field(default_factory=TrainHooks)
-    sweep: Optional[SweepMembership] = None
-    resume: bool = False
-    tag: Any = None  # the caller's handle, e.g. its Optuna trial
 
 
 @dataclass
 class MemberResult:
     spec: MemberSpec
     summary: Optional[RunSummary]  # None when the run could not even start
-    error: Optional[Exception] = None  # what stopped it from starting or finishing
+    error: Optional[BaseException] = None  # what stopped it from starting or finishing
 
 
-@dataclass
-class _Member:
-    """One run's state beside the stack: what train() keeps in its locals."""
-
-    spec: MemberSpec
-    parts: RunParts
-    run: RunFolder
-    at: Progress
-    summary: RunSummary
-    config_sha: str
-    rng: torch.Generator  # the member's noise: z, instance noise
-    log: LogWindow
-    joined: float  # time.monotonic() when it joined
-    # The member's Adam state, one dict per parameter in the stack's order ("g", "d"):
-    # the very dicts the population's optimizers update (see _optimizers).
-    adam: dict[str, list[dict[str, torch.Tensor]]] = field(default_factory=dict)
-    ema_n: int = 0  # EMA updates so far (AveragedModel.n_averaged)
-    grad_norms: tuple[Any, Any] = (None, None)  # (D, G) before clipping, on log steps
-
-    @property
-    def cfg(self) -> TrainConfig:
-        return self.parts.cfg
-
-    def wall(self) -> float:
-        return self.at.wall_before + time.monotonic() - self.joined
+def _stack_of(m: Member, device: torch.device) -> Stack:
+    """A stack of one member: its fresh nets, then its checkpoint when it resumes."""
+    dtype = next(m.g.parameters()).dtype
+    # channels-last weights only where the CPU's fast kernels take them (float64's slow_conv2d does not)
+    channels_last = m.layout is torch.channels_last and dtype != torch.float64
+    g, d = StackedNet.of([m.g], channels_last), StackedNet.of([m.d], channels_last)
+    col = lambda v: torch.tensor([[v]], dtype=dtype, device=device)  # noqa: E731
+    kn = m.knobs()
+    keys = torch.tensor([m.key], dtype=torch.int64, device=device)
+    knobs = Knobs(col(kn["beta1"]), col(kn["beta2"]), col(kn["clip_g"])[0], col(kn["clip_d"])[0], col(kn["ema"]), col(kn["real_label"]),
+                  keys, [(kn["beta1"], kn["beta2"])])
+    shared = m.data.name not in SEEDED_DATA
+    samples = m.data.samples.to(device, dtype=dtype).contiguous(memory_format=m.layout)
+    labels = m.data.labels.to(device) if m.cfg.model.conditional else None
+    if not shared:
+        samples, labels = samples.unsqueeze(0), (None if labels is None else labels.unsqueeze(0))
+    batches = StackedBatches(samples, labels, m.cfg.batch_size, keys, shared)
+    stack = Stack(g, d, AdamState.zeros(g.flat), AdamState.zeros(d.flat), g.flat.detach().clone(),
+                  {n: t.clone() for n, t in g.buffers.items()}, torch.zeros(1, 1, dtype=dtype, device=device), batches, knobs)
+    m.load_into(stack, 0)
+    return stack
 
 
-@dataclass
-class _Stack:
-    """The members' tensors, member k in slice k of each: G and D parameters and
-    buffers, and the EMA of G's parameters and buffers."""
+def _spec_of(members: list[Member], device: torch.device, stacked: Optional[bool]) -> StepSpec:
+    cfg = members[0].cfg
+    st = [m.cfg.stabilize for m in members]
+    return StepSpec(
+        loss=LOSSES[cfg.loss.name], n_critic=cfg.loss.n_critic, gp_weight=cfg.loss.gp_weight if cfg.loss.name == "wgan_gp" else 0.0,
+        z_dim=cfg.model.z_dim, smoothing=any(s.real_label != 1.0 for s in st), instance_noise=any(s.instance_noise > 0 for s in st),
+        clipping=any(s.clip_g > 0 or s.clip_d > 0 for s in st), ema=any(s.ema > 0 for s in st),
+        fused_adam=device.type == "cpu" and not stacked,
+    )
 
-    gp: dict[str, torch.Tensor]
-    gb: dict[str, torch.Tensor]
-    dp: dict[str, torch.Tensor]
-    db: dict[str, torch.Tensor]
-    ema: dict[str, torch.Tensor]
-    opt_g: Optional[torch.optim.Adam] = None  # set by _optimizers once the members are known
-    opt_d: Optional[torch.optim.Adam] = None
+
+class Population:
+    """The members training now, their stack and the steps' statistics since each one's last log line."""
+
+    def __init__(self, device: torch.device, stacked: Optional[bool] = None):
+        self.device, self.stacked = device, stacked
+        self.members: list[Member] = []
+        self.stack: Optional[Stack] = None
+        self.hist: Optional[torch.Tensor] = None  # (K, log window, len(STATS)) on the device
+        self.spec: Optional[StepSpec] = None
+
+    def admit(self, m: Member) -> None:
+        one = _stack_of(m, self.device)
+        row = torch.full((1, self._width([m]), len(STATS)), float("nan"), dtype=one.g.flat.dtype, device=self.device)
+        if m.at.window is not None:  # a resumed window
+            row[0, : len(m.at.window)] = torch.as_tensor(m.at.window, dtype=row.dtype, device=self.device)
+        self.members.append(m)
+        self.stack = one if self.stack is None else self.stack.concat(one)
+        self.hist = row if self.hist is None else torch.cat([self._widen(self.hist, row.shape[1]), self._widen(row, self.hist.shape[1])])
+        self._retune()
+
+    def drop(self, ended: list[int]) -> None:
+        keep = [k for k in range(len(self.members)) if k not in ended]
+        self.members = [self.members[k] for k in keep]
+        if not keep:
+            self.stack, self.hist = None, None
+            return
+        assert self.stack is not None and self.hist is not None
+        self.stack = self.stack.select(keep)
+        self.hist = self.hist.index_select(0, torch.tensor(keep, device=self.device))
+        self._retune()
+
+    def _retune(self) -> None:
+        self.spec = _spec_of(self.members, self.device, self.stacked)
+        self.stack.g.stacked = self.stack.d.stacked = self.stacked  # type: ignore[union-attr]
 
     @staticmethod
-    def of(m: _Member) -> "_Stack":
-        """A stack of one member, from its solo nets (fresh or restored)."""
-        nets = m.parts.nets
-        gp, gb = stack_states([nets.g])
-        dp, db = stack_states([nets.d])
-        ema_source = nets.ema.module if nets.ema is not None else nets.g
-        ema = {k: v.detach().clone().unsqueeze(0) for k, v in ema_source.state_dict().items()}
-        return _Stack(gp, gb, dp, db, ema)
+    def _width(members: list[Member]) -> int:
+        return max(m.when.log_every for m in members)
 
-    def select(self, keep: list[int]) -> "_Stack":
-        """The members at `keep`, in that order."""
-        idx = torch.tensor(keep, device=next(iter(self.gp.values())).device)
-        return self._map(lambda t: t.index_select(0, idx))
+    @staticmethod
+    def _widen(t: torch.Tensor, width: int) -> torch.Tensor:
+        if t.shape[1] >= width:
+            return t
+        pad = torch.full((t.shape[0], width - t.shape[1], t.shape[2]), float("nan"), dtype=t.dtype, device=t.device)
+        return torch.cat([t, pad], dim=1)
 
-    def concat(self, other: "_Stack") -> "_Stack":
-        return self._map(lambda t, o: torch.cat([t, o]), other)
+    def step(self) -> None:
+        """One step of every member; its statistics go to each member's window."""
+        ms, stack = self.members, self.stack
+        assert stack is not None and self.spec is not None and self.hist is not None
+        host = np.array([m.host_values() for m in ms], dtype=np.float64)
+        steps = np.array([m.at.step for m in ms], dtype=np.int64)
+        stats = train_step(stack, self.spec, host, steps)
+        width = self.hist.shape[1]  # row k, column (step - window start) of the history, as one flat index
+        at = np.arange(len(ms)) * width + steps - np.array([m.at.window_start for m in ms])
+        self.hist.view(-1, len(STATS)).index_copy_(0, torch.as_tensor(at, device=self.device), stats.detach())
+        for m in ms:
+            m.after_step(stack.batches.batch_size * self.spec.n_critic)
 
-    def _map(self, fn: Callable[..., torch.Tensor], other: Optional["_Stack"] = None) -> "_Stack":
-        def each(mine: dict[str, torch.Tensor], theirs: Optional[dict[str, torch.Tensor]], leaf: bool = False) -> dict[str, torch.Tensor]:
-            out = {k: fn(t.detach(), *([theirs[k].detach()] if theirs is not None else [])) for k, t in mine.items()}
-            return {k: t.requires_grad_() for k, t in out.items()} if leaf else out
+    def advance(self, steps: int) -> None:
+        """`steps` steps with their log lines and side work, as training runs them (benchmarks)."""
+        for _ in range(steps):
+            self.step()
+            self.periodic()
 
-        o = other
-        return _Stack(each(self.gp, o.gp if o else None, True), each(self.gb, o.gb if o else None),
-                      each(self.dp, o.dp if o else None, True), each(self.db, o.db if o else None), each(self.ema, o.ema if o else None))
+    def windows(self) -> list[Optional[np.ndarray]]:
+        """Each member's rows since its last log line, on the host (one copy for all)."""
+        assert self.hist is not None
+        hist = self.hist.cpu().numpy()
+        return [hist[k, : m.at.step - m.at.window_start].copy() if m.at.step > m.at.window_start else None
+                for k, m in enumerate(self.members)]
+
+    def periodic(self) -> dict[int, Optional[BaseException]]:
+        """Log lines and side work of the members due now; those whose run ends here, with why
+        (None: its budget is done)."""
+        due_log = [m.log_due() for m in self.members]
+        due_side = [m.side_work_due() for m in self.members]
+        ended: dict[int, Optional[BaseException]] = {}
+        if not (any(due_log) or any(due_side)):
+            return ended
+        windows = self.windows()
+        for k, m in enumerate(self.members):
+            try:
+                if due_log[k]:
+                    m.write_log_line(windows[k])
+                    windows[k] = None
+                if due_side[k]:
+                    m.side_work(self.stack, k, windows[k])
+            except (StopTraining, Exception) as exc:  # noqa: B014  # the member's run ends; the others go on
+                ended[k] = exc
+                continue
+            if m.at.step >= m.total:
+                ended[k] = None
+        return ended
+
+    def save(self, k: int) -> None:
+        """Member k's checkpoint now, with its open window (stopped early: keep where it got)."""
+        window = self.windows()[k]
+        self.members[k].save_checkpoint(self.stack, k, window)
 
 
-def _adam_state(opt: torch.optim.Optimizer, module: torch.nn.Module, names: list[str]) -> list[dict[str, torch.Tensor]]:
-    """A solo Adam's state per parameter (restored, or zeros as its first step makes them)."""
-    named = dict(module.named_parameters())
-    states = []
-    for name in names:
-        p = named[name]
-        state = opt.state.get(p) or {"step": torch.zeros((), dtype=torch.float32, device=p.device),
-                                     "exp_avg": torch.zeros_like(p), "exp_avg_sq": torch.zeros_like(p)}
-        states.append({key: t.clone() for key, t in state.items()})
-    return states
+@contextmanager
+def stop_on_signal() -> Iterator[list[int]]:
+    """Turn the first SIGINT/SIGTERM into a flag the loop checks between steps.
 
-
-def _optimizers(members: list[_Member], stack: _Stack) -> None:
-    """Give the stack one Adam for G and one for D, with a param group per member: its
-    slices, lr and betas, and its own state (the dicts it carries from stack to stack).
-
-    Adam runs per member, not element-wise over the stacked tensors: its fused kernel
-    does a member's update in one pass over that member's slice, which stays in cache,
-    where passes over all members' stacked tensors went to memory and were several
-    times slower (BENCHMARKS.md, population training).
+    A second Ctrl-C raises KeyboardInterrupt as usual. Outside the main thread
+    (no signal handlers possible) this is a no-op.
     """
-    for which, params in (("g", stack.gp), ("d", stack.dp)):
-        groups = []
-        for k, m in enumerate(members):
-            if which not in m.adam:
-                nets = m.parts.nets
-                solo, module = (nets.opt_g, nets.g) if which == "g" else (nets.opt_d, nets.d)
-                m.adam[which] = _adam_state(solo, module, list(params))
-            groups.append({"params": [t.detach()[k] for t in params.values()], "betas": (m.cfg.beta1, m.cfg.beta2)})
-        first = groups[0]["params"][0]
-        opt = torch.optim.Adam(groups, lr=members[0].cfg.lr, eps=1e-8, fused=_fused_ok(first))
-        for group, m in zip(opt.param_groups, members):
-            for view, state in zip(group["params"], m.adam[which]):
-                opt.state[view] = state
-        setattr(stack, f"opt_{which}", opt)
+    caught: list[int] = []
 
+    def handler(signum: int, frame: Any) -> None:
+        if caught and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        caught.append(signum)
 
-def _fused_ok(t: torch.Tensor) -> bool:
-    return t.device.type in ("cpu", "cuda") and t.dtype in (torch.float32, torch.float64, torch.float16, torch.bfloat16)
-
-
-def _join(spec: MemberSpec, device: torch.device) -> _Member:
-    """Set a member up as train() sets up a solo run, restoring its checkpoint on resume."""
-    parts = prepare_run(spec.cfg, device, spec.sweep)
-    run = RunFolder(spec.run_dir)
-    at, summary, config_yaml = open_run(parts.cfg, run, parts.nets, parts.batches, device, parts.total, spec.overrides, spec.sweep, spec.resume)
-    # The member's noise continues torch's default generator from here, as its solo run would.
-    rng = torch.Generator(device=device)
-    rng.set_state(torch.get_rng_state() if device.type == "cpu" else torch.cuda.get_rng_state())
-    nets = parts.nets
-    m = _Member(spec, parts, run, at, summary, config_sha256(config_yaml), rng, LogWindow(time.monotonic(), parts.total), time.monotonic())
-    m.ema_n = int(nets.ema.n_averaged) if nets.ema is not None else 0
-    return m
+    try:
+        previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:
+        yield caught
+        return
+    try:
+        yield caught
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
 def train_population(
@@ -238,238 +234,66 @@ def train_population(
     size: Optional[int] = None,
     threads: int = 0,
     quiet: bool = True,
+    stacked: Optional[bool] = None,
 ) -> None:
-    """Train the members together until all are done; each result goes to on_done as
-    its run ends. While fewer than `size` (default: len(specs)) members train, refill()
-    is asked for another; it returns None when it has none. Every spec must satisfy
-    ``population_blocker`` and share one ``shape_key``.
-    """
+    """Train the members together until all are done; each result goes to on_done as its run
+    ends. While fewer than `size` (default: len(specs)) members train, refill() is asked for
+    another; it returns None when it has none. Every spec must share one ``shape_key``.
+
+    A Ctrl-C (or SIGTERM) checkpoints every member, records it interrupted and re-raises
+    KeyboardInterrupt. stacked=True runs even one member in the stacked form (tests)."""
     size = size or len(specs)
     device = pick_device(specs[0].cfg.device)
     share = ThreadShare(threads) if device.type == "cpu" else None
-    n_threads, _ = set_threads(threads, share)
-    members: list[_Member] = []
-    stack: Optional[_Stack] = None
+    n_threads, note = set_threads(threads, share)
+    if note and not quiet:
+        console.print(note)
+    pop = Population(device, stacked)
     pending = list(specs)
-    progress = ProgressDisplay(0, 0, "population", quiet=quiet)
 
     def admit(spec: MemberSpec) -> None:
-        nonlocal stack
         try:
-            m = _join(spec, device)
+            m = Member(spec, device, quiet, n_threads if device.type == "cpu" else None)
+            if m.at.step >= m.total:  # a resumed run whose budget is already done: nothing to train
+                m.finish(None)
+                on_done(MemberResult(spec, m.summary))
+                return
+            pop.admit(m)
         except Exception as exc:  # a member that cannot start never stops the others
             on_done(MemberResult(spec, RunFolder(spec.run_dir).read_summary(), exc))
-            return
-        one = _Stack.of(m)
-        stack = one if stack is None else stack.concat(one)
-        members.append(m)
-        _optimizers(members, stack)  # the stack is new: point the optimizers at it
+
+    def end(k: int, exc: Optional[BaseException]) -> None:
+        m = pop.members[k]
+        reason = stop_reason_of(exc, m.at.step, m.run.path) if exc is not None else None
+        if reason is not None and reason.kind not in (StopKind.diverged, StopKind.failed):
+            pop.save(k)
+        m.finish(reason)
+        on_done(MemberResult(m.spec, m.summary, exc if reason is not None and reason.kind is StopKind.failed else None))
 
     try:
         with stop_on_signal() as caught, share if share is not None else nullcontext():
             while True:
-                while pending and len(members) < size:
+                while pending and len(pop.members) < size:
                     admit(pending.pop(0))
-                while refill is not None and len(members) < size:
+                while refill is not None and len(pop.members) < size:
                     spec = refill()
                     if spec is None:
                         break
                     admit(spec)
-                if not members:
+                if not pop.members:
                     return
                 if caught:
                     raise KeyboardInterrupt
-                assert stack is not None
-                ended = _step(members, stack, device)
-                for k, m in enumerate(members):
-                    if k not in ended:
-                        reason = _periodic_work(m, k, stack, progress)
-                        if reason is not False:
-                            ended[k] = reason
+                pop.step()
+                ended = pop.periodic()
                 for k in sorted(ended):
-                    m, reason = members[k], ended[k]
-                    if reason is not None and reason.kind is not StopKind.diverged:
-                        _sync(m, k, stack)  # stopped early: keep where it got, to resume or look at
-                        _checkpoint(m)
-                    _end(m, reason, on_done)
+                    end(k, ended[k])
                 if ended:
-                    keep = [k for k in range(len(members)) if k not in ended]
-                    members = [members[k] for k in keep]
-                    stack = stack.select(keep) if keep else None
-                    if stack is not None:
-                        _optimizers(members, stack)
-                n_threads, _ = rebalance(share, n_threads)
-    except KeyboardInterrupt:
-        for k, m in enumerate(members):
-            if stack is not None:
-                _sync(m, k, stack)
-            _checkpoint(m)
-            _end(m, StopReason(StopKind.interrupted, m.at.step, f"continue with: gansweep train resume={m.run.path}"), on_done)
+                    pop.drop(list(ended))
+    except KeyboardInterrupt as exc:
+        for k in range(len(pop.members)):
+            end(k, exc)
         raise
     except Exception as exc:  # a fault of the population ends its members as failed, each on record
-        for m in members:
-            _end(m, StopReason(StopKind.failed, m.at.step, f"{type(exc).__name__}: {exc}".splitlines()[0]), on_done, exc)
-    finally:
-        progress.close()
-
-
-def _end(m: _Member, reason: Optional[StopReason], on_done: Callable[[MemberResult], None], error: Optional[Exception] = None) -> None:
-    finish_run(m.run, m.summary, reason, m.at, len(m.parts.data), m.wall())
-    on_done(MemberResult(m.spec, m.summary, error))
-
-
-def _per_member(values: list[float], device: torch.device, dtype: torch.dtype, dims: int) -> torch.Tensor:
-    return torch.tensor(values, device=device, dtype=dtype).view(-1, *[1] * dims)
-
-
-def _noisy(x: torch.Tensor, sigmas: list[float], members: list[_Member]) -> torch.Tensor:
-    """Each member's x plus its own instance noise, drawn from its generator (as add_noise)."""
-    if not any(s > 0 for s in sigmas):
-        return x
-    rows = [x[k] + s * torch.randn(x[k].shape, generator=m.rng, dtype=x.dtype, device=x.device) if s > 0 else x[k]
-            for k, (s, m) in enumerate(zip(sigmas, members))]
-    return torch.stack(rows)
-
-
-def _step(members: list[_Member], stack: _Stack, device: torch.device) -> dict[int, Optional[StopReason]]:
-    """One training step of every member: n_critic D updates, then one G update; the
-    same operations, on the same numbers, as the solo loop's body. Returns the members
-    whose run ended in it (an empty dict when none did)."""
-    first = members[0]
-    g_t, d_t = first.parts.nets.g, first.parts.nets.d
-    gan_loss, n_critic, z_dim = first.parts.gan_loss, first.cfg.loss.n_critic, first.cfg.model.z_dim
-    to_p = torch.sigmoid if gan_loss.probabilities else (lambda t: t)
-    sigmas = [instance_noise_std(m.at.step, m.parts.total, m.cfg.stabilize.instance_noise) for m in members]
-    log_now = [m.parts.when.due(m.at.step + 1, m.parts.when.log_every) for m in members]
-    lr_f = [lr_factor(m.at.step, m.parts.total, m.cfg.lr_decay) for m in members]
-    d_params, g_params = list(stack.dp.values()), list(stack.gp.values())
-
-    for _ in range(n_critic):
-        real = torch.stack([m.parts.batches.next()[0] for m in members])
-        z = torch.stack([torch.randn(real.shape[1], z_dim, generator=m.rng, device=device, dtype=real.dtype) for m in members])
-        fake = generate(g_t, stack.gp, stack.gb, z)
-        out_real = discriminate(d_t, stack.dp, stack.db, _noisy(real, sigmas, members))
-        out_fake = discriminate(d_t, stack.dp, stack.db, _noisy(fake.detach(), sigmas, members))
-        loss_d = torch.stack([m.parts.d_loss(out_real[k], out_fake[k]) for k, m in enumerate(members)])
-        grads = [g.contiguous() for g in torch.autograd.grad(loss_d.sum(), d_params)]
-        _clip(grads, [m.cfg.stabilize.clip_d for m in members], log_now, members, 0)
-        for m in members:
-            m.at.images_seen += real.shape[1]
-        _adam_step(stack.opt_d, members, grads, "lr_d", lr_f)
-
-    out_g = discriminate(d_t, stack.dp, stack.db, _noisy(fake, sigmas, members))
-    loss_g = torch.stack([gan_loss.g(out_g[k]) for k in range(len(members))])
-    grads = [g.contiguous() for g in torch.autograd.grad(loss_g.sum(), g_params)]
-    _clip(grads, [m.cfg.stabilize.clip_g for m in members], log_now, members, 1)
-    _adam_step(stack.opt_g, members, grads, "lr_g", lr_f)
-    if any(m.cfg.stabilize.ema > 0 for m in members):
-        _update_ema(stack, members)
-
-    with torch.no_grad():
-        # row by row, as the solo loop reduces them: a reduction over (K, N) would round by K
-        stats = torch.stack([torch.stack([loss_d[k], loss_g[k], to_p(out_real[k]).mean(), to_p(out_fake[k]).mean()]) for k in range(len(members))])
-    for k, m in enumerate(members):  # every member's step is counted before any hook may end the population
-        m.at.step += 1
-        m.at.window.append(stats[k])
-    ended: dict[int, Optional[StopReason]] = {}
-    for k, m in enumerate(members):
-        if log_now[k]:
-            reason = _log(m)
-            if reason is not False:
-                ended[k] = reason
-    return ended
-
-
-def _adam_step(opt: torch.optim.Adam, members: list[_Member], grads: list[torch.Tensor], lr_key: str, lr_f: list[float]) -> None:
-    """Every member's Adam step on its slices, at its lr of this step (its lr decay)."""
-    for k, (group, m) in enumerate(zip(opt.param_groups, members)):
-        group["lr"] = getattr(m.cfg, lr_key) * lr_f[k]
-        for view, grad in zip(group["params"], grads):
-            view.grad = grad[k]  # contiguous (see _step): the fused kernel pairs elements by memory order
-    opt.step()
-
-
-def _clip(grads: list[torch.Tensor], bounds: list[float], log_now: list[bool], members: list[_Member], which: int) -> None:
-    """Record the members' gradient norms on their log steps, then clip where asked."""
-    clipping = any(b > 0 for b in bounds)
-    if not (clipping or any(log_now)):
-        return
-    norms = member_norms(grads)
-    for k, m in enumerate(members):
-        if log_now[k]:
-            pair = list(m.grad_norms)
-            pair[which] = norms[k]
-            m.grad_norms = (pair[0], pair[1])
-    if clipping:
-        clip_member_grads(grads, torch.tensor(bounds, dtype=norms.dtype, device=norms.device), norms)
-
-
-@torch.no_grad()
-def _update_ema(stack: _Stack, members: list[_Member]) -> None:
-    """AveragedModel.update_parameters for each member: copy on the first update, then
-    lerp towards G by 1 - decay (buffers too; integer ones rounded as it does)."""
-    weight = [1.0 if m.ema_n == 0 else 1.0 - m.cfg.stabilize.ema for m in members]
-    decay = [0.0 if m.ema_n == 0 else m.cfg.stabilize.ema for m in members]
-    for name, current in {**stack.gp, **stack.gb}.items():
-        ema = stack.ema[name]
-        if ema.is_floating_point():
-            ema.lerp_(current.detach(), _per_member(weight, ema.device, ema.dtype, ema.dim() - 1))
-        else:
-            real = torch.get_default_dtype()  # as AveragedModel mixes them
-            ema.copy_(ema * _per_member(decay, ema.device, real, ema.dim() - 1) + current * _per_member(weight, ema.device, real, ema.dim() - 1))
-    for m in members:
-        m.ema_n += 1
-
-
-def _log(m: _Member) -> Optional[StopReason] | bool:
-    """The member's train line; its reason to end here, or False to go on."""
-    try:
-        row = write_log_line(m.run, m.summary, m.at, m.log, torch.stack(m.at.window).cpu(), m.cfg, len(m.parts.data),
-                             m.parts.batches.batch_size, *m.grad_norms, m.wall())
-    except DivergedError as exc:
-        return StopReason(StopKind.diverged, exc.step, DIVERGED_DETAIL)
-    if m.spec.hooks.on_log:
-        try:
-            m.spec.hooks.on_log(row)
-        except StopTraining as exc:
-            return exc.reason
-    return False
-
-
-def _sync(m: _Member, k: int, stack: _Stack) -> None:
-    """Copy member k's slices into its solo nets, optimizers and schedules, so the solo
-    helpers (samples, scores, checkpoints) see exactly the member's state."""
-    nets = m.parts.nets
-    nets.g.load_state_dict(member_state(stack.gp, stack.gb, k))
-    nets.d.load_state_dict(member_state(stack.dp, stack.db, k))
-    if nets.ema is not None:
-        nets.ema.module.load_state_dict({name: t[k].clone() for name, t in stack.ema.items()})
-        nets.ema.n_averaged.fill_(m.ema_n)
-    for solo, module, which, params in ((nets.opt_g, nets.g, "g", stack.gp), (nets.opt_d, nets.d, "d", stack.dp)):
-        named = dict(module.named_parameters())
-        for name, state in zip(params, m.adam[which]):
-            if int(state["step"]):
-                solo.state[named[name]] = {key: t.clone() for key, t in state.items()}
-    for sched in (nets.sched_g, nets.sched_d):
-        sched.last_epoch = m.at.step - 1
-        with warnings.catch_warnings():  # "step() before optimizer.step()": the stack stepped it
-            warnings.simplefilter("ignore", UserWarning)
-            sched.step()  # sets each group's lr for the member's next step, as the solo schedule has it
-
-
-def _checkpoint(m: _Member) -> None:
-    """Save the member's solo nets (brought up to date by _sync) as its last.pt."""
-    m.run.save_checkpoint(checkpoint_state(m.parts.nets, m.parts.batches, m.at, m.wall(), m.rng.device, m.config_sha, m.rng))
-
-
-def _periodic_work(m: _Member, k: int, stack: _Stack, progress: ProgressDisplay) -> Optional[StopReason] | bool:
-    """Samples, evaluation and checkpoints when due, as the solo loop does them; the
-    member's reason to end (None: its budget is done), or False to go on."""
-    try:
-        periodic_work(m.parts, m.run, m.summary, m.at, m.spec.hooks, progress, m.rng.device,
-                      save=lambda: _checkpoint(m), wall=m.wall, before=lambda: _sync(m, k, stack))
-    except DivergedError as exc:
-        return StopReason(StopKind.diverged, exc.step, DIVERGED_DETAIL)
-    except StopTraining as exc:
-        return exc.reason
-    return None if m.at.step >= m.parts.total else False
+        for k in range(len(pop.members)):
+            end(k, exc)

@@ -216,6 +216,7 @@ class RunSummary:
     total_steps: int
     device: str = "cpu"
     torch_version: str = ""
+    threads: Optional[int] = None  # CPU threads, fixed for the session (None: a GPU run)
     stop_reason: Optional[StopReason] = None
     steps: int = 0
     images_seen: int = 0

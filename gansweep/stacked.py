@@ -1,112 +1,138 @@
-"""K copies of one MLP architecture as stacked tensors.
+"""K copies of one network as stacked tensors: any model family, one forward for all.
 
-A population (gansweep.population) trains K sweep trials at once. Their G's (and D's)
-share one architecture, so member k's weights are slice k of tensors shaped
-(K, ...): every Linear becomes one batched matrix product over all members. The
-layers are read from an ordinary solo module (``models.MLPGenerator`` or
-``MLPDiscriminator``), so the stacked forward has the solo model's structure by
-construction, and member k's state dict is exactly a solo run's.
+Member k's parameters are row k of one flat (K, P) tensor, and its buffers (batch-norm
+statistics, spectral-norm vectors, dropout counters) slice k of (K, ...) tensors. A
+forward pass runs the solo module's own code through ``torch.func.functional_call``:
+under ``vmap`` for K members, so each op runs once for all of them (convolutions become
+grouped ones, Linears batched products), and directly on the one row when K = 1, which
+is the solo run's speed. Either way, member k's numbers are a function of member k
+alone: members never mix, and row k is exactly a solo module's state dict.
 
-Members never mix: batched products and per-member normalisation statistics keep slice k a function of member k alone, so a member
-computes bit for bit the same values whatever the others hold (NaNs included), and
-dropping or adding members leaves the rest untouched.
+The flat row is what makes the rest of a step independent of K and of the layer count:
+one gradient, one norm, one Adam update and one EMA update per network.
 """
 
 from __future__ import annotations
 
+import copy
+import math
+from dataclasses import dataclass
 from typing import Optional
 
 import torch
-import torch.nn.functional as F
 from torch import nn
-
-from gansweep.models import Maxout
+from torch.func import functional_call, vmap
 
 Tensors = dict[str, torch.Tensor]
 
 
-def stack_states(modules: list[nn.Module]) -> tuple[Tensors, Tensors]:
-    """(parameters, buffers) of K same-shaped modules, each stacked along a new dim 0;
-    the parameters are leaves that require grad."""
-    params = {name: torch.stack([dict(m.named_parameters())[name].detach() for m in modules]).requires_grad_()
-              for name, _ in modules[0].named_parameters()}
-    buffers = {name: torch.stack([dict(m.named_buffers())[name] for m in modules]) for name, _ in modules[0].named_buffers()}
-    return params, buffers
+@dataclass(frozen=True)
+class Layout:
+    """Where each parameter of a module sits in a flat row. Conv weights of a channels-last
+    network are stored in (out, kh, kw, in) order, so their views are channels-last too."""
+
+    names: tuple[str, ...]
+    shapes: tuple[torch.Size, ...]
+    channels_last: bool
+
+    @staticmethod
+    def of(module: nn.Module, channels_last: bool) -> "Layout":
+        named = list(module.named_parameters())
+        return Layout(tuple(n for n, _ in named), tuple(p.shape for _, p in named), channels_last)
+
+    @property
+    def sizes(self) -> list[int]:
+        return [math.prod(s) for s in self.shapes]
+
+    def _last(self, shape: torch.Size) -> bool:
+        return self.channels_last and len(shape) == 4
+
+    def views(self, flat: torch.Tensor) -> Tensors:
+        """Each parameter as a (K, *shape) view of the flat (K, P) rows."""
+        k = flat.shape[0]
+        out: Tensors = {}
+        for name, shape, part in zip(self.names, self.shapes, flat.split(self.sizes, dim=1)):
+            if self._last(shape):
+                o, i, h, w = shape
+                out[name] = part.view(k, o, h, w, i).permute(0, 1, 4, 2, 3)
+            else:
+                out[name] = part.view(k, *shape)
+        return out
+
+    def row(self, params: Tensors) -> torch.Tensor:
+        """One member's flat row from its parameters (a solo state dict)."""
+        parts = [(params[n].permute(0, 2, 3, 1) if self._last(s) else params[n]).reshape(-1) for n, s in zip(self.names, self.shapes)]
+        return torch.cat(parts)
+
+    def params(self, row: torch.Tensor) -> Tensors:
+        """One member's parameters (contiguous copies) from its flat row."""
+        return {n: v[0].contiguous().clone() for n, v in self.views(row.unsqueeze(0)).items()}
 
 
-def member_state(params: Tensors, buffers: Tensors, k: int) -> Tensors:
-    """Member k's slices: a solo module's state dict."""
-    return {name: t[k].detach().clone() for name, t in {**params, **buffers}.items()}
+def _template(module: nn.Module) -> nn.Module:
+    """A copy of the module without storage: only its code and structure are used."""
+    return copy.deepcopy(module).to("meta")
 
 
-def _linear(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
-    # (K, N, in) @ (K, in, out): one batched product for every member's Linear
-    if bias is None:
-        return torch.bmm(x, weight.transpose(1, 2))
-    return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
+class StackedNet:
+    """K same-shaped copies of a network: flat parameters, stacked buffers, one forward."""
 
+    def __init__(self, module: nn.Module, channels_last: bool, flat: torch.Tensor, buffers: Tensors):
+        self.template = _template(module)
+        self.layout = Layout.of(module, channels_last)
+        self.flat = flat  # (K, P), a leaf that requires grad
+        self.buffers = buffers  # name -> (K, ...)
+        self.stacked: Optional[bool] = None  # None: K = 1 runs directly on its row, K > 1 under vmap; True: always vmap
 
-def _batch_norm(x: torch.Tensor, layer: nn.BatchNorm1d, p: Tensors, b: Tensors, key: str, training: bool) -> torch.Tensor:
-    """BatchNorm1d with each member's own batch statistics and running averages."""
-    if training:
-        mean = x.mean(dim=1, keepdim=True)
-        var = x.var(dim=1, unbiased=False, keepdim=True)
-        with torch.no_grad():  # the running averages, as BatchNorm1d keeps them (unbiased variance)
-            n = x.shape[1]
-            b[key + "running_mean"].lerp_(mean.squeeze(1), layer.momentum)
-            b[key + "running_var"].lerp_(var.squeeze(1) * n / max(n - 1, 1), layer.momentum)
-            b[key + "num_batches_tracked"].add_(1)
-    else:
-        mean, var = b[key + "running_mean"].unsqueeze(1), b[key + "running_var"].unsqueeze(1)
-    out = (x - mean) / torch.sqrt(var + layer.eps)
-    return out * p[key + "weight"].unsqueeze(1) + p[key + "bias"].unsqueeze(1)
+    @staticmethod
+    def of(modules: list[nn.Module], channels_last: bool) -> "StackedNet":
+        """The stack of K solo modules (their current parameters and buffers)."""
+        layout = Layout.of(modules[0], channels_last)
+        flat = torch.stack([layout.row(dict(m.named_parameters())).detach() for m in modules])
+        buffers = {n: torch.stack([dict(m.named_buffers())[n] for m in modules]).clone() for n, _ in modules[0].named_buffers()}
+        return StackedNet(modules[0], channels_last, flat.requires_grad_(), buffers)
 
+    @property
+    def k(self) -> int:
+        return self.flat.shape[0]
 
-def _layer_norm(x: torch.Tensor, layer: nn.LayerNorm, p: Tensors, key: str) -> torch.Tensor:
-    out = F.layer_norm(x, layer.normalized_shape, eps=layer.eps)
-    return out * p[key + "weight"].unsqueeze(1) + p[key + "bias"].unsqueeze(1)
+    def __call__(self, x: torch.Tensor, *cond: torch.Tensor) -> torch.Tensor:
+        """Every member's output for its own inputs: x (K, N, ...) -> (K, ...)."""
+        params = self.layout.views(self.flat)
+        if self.stacked or (self.stacked is None and self.k > 1):
+            call = lambda p, b, x, *c: functional_call(self.template, (p, b), (x, *c))  # noqa: E731
+            return vmap(call, randomness="error")(params, self.buffers, x, *cond)
+        p = {n: t[0] for n, t in params.items()}
+        b = {n: t[0] for n, t in self.buffers.items()}
+        return functional_call(self.template, (p, b), (x[0], *(c[0] for c in cond))).unsqueeze(0)
 
+    def train(self, mode: bool) -> None:
+        self.template.train(mode)
 
-def stacked_forward(net: nn.Sequential, p: Tensors, b: Tensors, x: torch.Tensor, training: bool, prefix: str = "net.") -> torch.Tensor:
-    """Run the layers of a solo `net` over all members: x is (K, N, ...)."""
-    for i, layer in enumerate(net):
-        key = f"{prefix}{i}."
-        if isinstance(layer, nn.Linear):
-            x = _linear(x, p[key + "weight"], p.get(key + "bias"))
-        elif isinstance(layer, nn.BatchNorm1d):
-            x = _batch_norm(x, layer, p, b, key, training)
-        elif isinstance(layer, nn.LayerNorm):
-            x = _layer_norm(x, layer, p, key)
-        elif isinstance(layer, Maxout):
-            x = x.unflatten(-1, (-1, layer.pieces)).amax(dim=-1)
-        elif isinstance(layer, nn.Flatten):
-            x = x.flatten(2)
-        else:  # element-wise activations: the solo layer itself
-            x = layer(x)
-    return x
+    def member_state(self, k: int, flat: Optional[torch.Tensor] = None, buffers: Optional[Tensors] = None) -> Tensors:
+        """Member k's solo state dict (of these rows, or of `flat`/`buffers` of the same layout)."""
+        flat = self.flat if flat is None else flat
+        buffers = self.buffers if buffers is None else buffers
+        return {**self.layout.params(flat[k].detach()), **{n: t[k].clone() for n, t in buffers.items()}}
 
+    def load_member(self, k: int, state: Tensors) -> None:
+        """Put a solo state dict into row k (e.g. a checkpoint's, or another member's)."""
+        with torch.no_grad():
+            self.flat[k].copy_(self.layout.row(state))
+            for n, t in self.buffers.items():
+                t[k].copy_(state[n])
 
-def generate(g: nn.Module, p: Tensors, b: Tensors, z: torch.Tensor, training: bool = True) -> torch.Tensor:
-    """All members' samples from an MLPGenerator template: z (K, N, z_dim) -> (K, N, *out_shape)."""
-    return stacked_forward(g.net, p, b, z, training).reshape(z.shape[0], z.shape[1], *g.out_shape)
+    def select(self, idx: torch.Tensor) -> "StackedNet":
+        """The members at idx, in that order (a new stack)."""
+        return StackedNet._wrap(self, self.flat.detach().index_select(0, idx), {n: t.index_select(0, idx) for n, t in self.buffers.items()})
 
+    def concat(self, other: "StackedNet") -> "StackedNet":
+        return StackedNet._wrap(self, torch.cat([self.flat.detach(), other.flat.detach()]),
+                                {n: torch.cat([t, other.buffers[n]]) for n, t in self.buffers.items()})
 
-def discriminate(d: nn.Module, p: Tensors, b: Tensors, x: torch.Tensor, training: bool = True) -> torch.Tensor:
-    """All members' D outputs from an MLPDiscriminator template: (K, N, ...) -> (K, N / pack)."""
-    # PacGAN packing per member: each row of a member's batch joins `pack` consecutive samples
-    packed = x.reshape(x.shape[0], x.shape[1] // d.pack, d.pack * x.shape[2], *x.shape[3:]) if d.pack > 1 else x
-    return stacked_forward(d.net, p, b, packed, training).squeeze(-1)
-
-
-def member_norms(tensors: list[torch.Tensor]) -> torch.Tensor:
-    """Each member's total L2 norm over a list of stacked tensors: (K,)."""
-    per_tensor = [torch.linalg.vector_norm(t.flatten(1), dim=1) for t in tensors]
-    return torch.linalg.vector_norm(torch.stack(per_tensor), dim=0)
-
-
-def clip_member_grads(grads: list[torch.Tensor], max_norm: torch.Tensor, norms: torch.Tensor) -> None:
-    """Scale each member's gradients down to its own total norm bound, as
-    ``clip_grad_norm_`` does for one model; a bound of 0 leaves that member alone."""
-    coef = torch.where(max_norm > 0, (max_norm / (norms + 1e-6)).clamp(max=1.0), torch.ones_like(norms))
-    for g in grads:
-        g.mul_(coef.view(-1, *[1] * (g.dim() - 1)))
+    @staticmethod
+    def _wrap(like: "StackedNet", flat: torch.Tensor, buffers: Tensors) -> "StackedNet":
+        new = object.__new__(StackedNet)
+        new.template, new.layout, new.flat, new.buffers = like.template, like.layout, flat.requires_grad_(), buffers
+        new.stacked = like.stacked
+        return new

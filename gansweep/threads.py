@@ -94,18 +94,4 @@ def set_threads(requested: int, share: Optional[ThreadShare]) -> tuple[int, Opti
 def _note(others: int, threads: int) -> str:
     unit = "thread" if threads == 1 else "threads"
     return (f"note: {1 + others} gansweep trainings share the {available_cores()} cores here: "
-            f"this one now uses {threads} {unit} (threads=N sets it)")
-
-
-def rebalance(share: Optional[ThreadShare], current: int) -> tuple[int, Optional[str]]:
-    """Apply this training's fair share now: (threads, a one-line note when it changed)."""
-    if share is None or share.requested > 0:
-        return current, None
-    import torch
-
-    others = share.others()
-    wanted = fair_share(0, others, available_cores())
-    if wanted == current:
-        return current, None
-    torch.set_num_threads(wanted)
-    return wanted, _note(len(others), wanted)
+            f"this one uses {threads} {unit} for the whole run (threads=N sets it)")

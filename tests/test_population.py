@@ -14,9 +14,10 @@ import pytest
 import torch
 
 from gansweep.config import TrainConfig, compose_config, to_train_config
-from gansweep.population import MemberResult, MemberSpec, population_blocker, shape_key, train_population
+from gansweep.population import MemberResult, MemberSpec, shape_key, train_population
 from gansweep.rundir import RunFolder, Status, StopKind, StopReason
-from gansweep.train import StopTraining, TrainHooks, train
+from gansweep.member import StopTraining, TrainHooks
+from gansweep.train import train
 
 from train_helpers import gansweep_process
 
@@ -32,8 +33,18 @@ PRESET = ["model.g_norm=batch", "model.d_maxout=5", "model.pack=2", "model.init=
 MEMBERS = [["seed=0", "lr=1e-3", "beta1=0.5"], ["seed=1", "lr=3e-4", "beta1=0.8", "beta2=0.99"], ["seed=2", "lr=2e-3", "beta1=0.0", "lr_d=5e-4"]]
 
 
+# A tiny DCGAN with every stabilizer on, and a conditional one with the gradient penalty.
+DCGAN = ["model=dcgan", "data=mnist5k", "data.image_size=28", "model.ngf=4", "model.ndf=4", "model.z_dim=4",
+         "batch_size=8", "eval.enabled=false"]
+DCGAN_STABILIZED = [*DCGAN, "model.conditional=false", "stabilize.ema=0.9", "stabilize.clip_g=0.5", "stabilize.clip_d=0.5",
+                    "stabilize.instance_noise=0.1", "stabilize.real_label=0.9", "stabilize.d_dropout=0.2", "stabilize.spectral_norm=true",
+                    "lr_decay=linear"]
+DCGAN_CONDITIONAL_GP = [*DCGAN, "model.conditional=true", "loss=wgan_gp", "model.d_norm=layer"]
+
+
 def config(*overrides: str) -> TrainConfig:
-    return to_train_config(compose_config([*TINY, *overrides]))
+    base = TINY[5:] if "model=dcgan" in overrides else TINY  # the DCGAN lists name their own model and data
+    return to_train_config(compose_config([*base, *overrides]))
 
 
 def losses(run_dir: Path) -> list[tuple[float, float]]:
@@ -43,7 +54,8 @@ def losses(run_dir: Path) -> list[tuple[float, float]]:
 
 def max_relative(a: list[tuple[float, float]], b: list[tuple[float, float]]) -> float:
     assert len(a) == len(b) and a
-    return max(abs(x - y) / max(abs(x), 1e-12) for pa, pb in zip(a, b) for x, y in zip(pa, pb))
+    # relative to the loss, or to 1e-3 where a loss crosses zero (WGAN's do)
+    return max(abs(x - y) / max(abs(x), 1e-3) for pa, pb in zip(a, b) for x, y in zip(pa, pb))
 
 
 def run_population(specs: list[MemberSpec], **kwargs: Any) -> list[MemberResult]:
@@ -61,9 +73,11 @@ def float64() -> Iterator[None]:
         torch.set_default_dtype(torch.float32)
 
 
-@pytest.mark.parametrize("arch", [[], PRESET], ids=["mlp", "pacgan-preset"])
-def test_members_equal_solo_runs_in_float64(tmp_path: Path, float64: None, arch: list[str]) -> None:
-    cfgs = [config("steps=200", *arch, *m) for m in MEMBERS]
+@pytest.mark.slow
+@pytest.mark.parametrize("arch, steps", [([], 200), (PRESET, 200), (DCGAN_STABILIZED, 200), (DCGAN_CONDITIONAL_GP, 100)],
+                         ids=["mlp", "pacgan-preset", "dcgan-stabilized", "dcgan-conditional-gp"])
+def test_members_equal_solo_runs_in_float64(tmp_path: Path, float64: None, arch: list[str], steps: int) -> None:
+    cfgs = [config(f"steps={steps}", *arch, *m) for m in MEMBERS]
     for i, cfg in enumerate(cfgs):
         train(cfg, tmp_path / f"solo{i}", quiet=True)
     results = run_population([MemberSpec(cfg, tmp_path / f"pop{i}") for i, cfg in enumerate(cfgs)])
@@ -71,13 +85,14 @@ def test_members_equal_solo_runs_in_float64(tmp_path: Path, float64: None, arch:
     for i in range(3):
         assert max_relative(losses(tmp_path / f"solo{i}"), losses(tmp_path / f"pop{i}")) < 1e-9
         solo, pop = (RunFolder(tmp_path / f"{kind}{i}").read_summary() for kind in ("solo", "pop"))
-        # The scores were taken from the same generator (the EMA one in the preset).
-        assert pop.scores["mixture_tv"] == pytest.approx(solo.scores["mixture_tv"], abs=1e-12)
-        assert pop.steps == solo.steps == 200
+        if "mixture_tv" in solo.scores:  # the scores were taken from the same generator (the EMA one in the preset)
+            assert pop.scores["mixture_tv"] == pytest.approx(solo.scores["mixture_tv"], abs=1e-12)
+        assert pop.steps == solo.steps == steps
 
 
-def test_members_equal_solo_runs_in_float32_for_50_steps(tmp_path: Path) -> None:
-    cfgs = [config("steps=50", *m) for m in MEMBERS]
+@pytest.mark.parametrize("arch", [[], DCGAN_STABILIZED], ids=["mlp", "dcgan-stabilized"])
+def test_members_equal_solo_runs_in_float32_for_50_steps(tmp_path: Path, arch: list[str]) -> None:
+    cfgs = [config("steps=50", *arch, *m) for m in MEMBERS]
     for i, cfg in enumerate(cfgs):
         train(cfg, tmp_path / f"solo{i}", quiet=True)
     run_population([MemberSpec(cfg, tmp_path / f"pop{i}") for i, cfg in enumerate(cfgs)])
@@ -85,12 +100,7 @@ def test_members_equal_solo_runs_in_float32_for_50_steps(tmp_path: Path) -> None
         assert max_relative(losses(tmp_path / f"solo{i}"), losses(tmp_path / f"pop{i}")) < 1e-5
 
 
-def _comparable(run_dir: Path) -> list[dict[str, Any]]:
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    return [{k: v for k, v in r.items() if k not in ("time_s", "images_per_s", "eval_time_s")} for r in rows]
-
-
-def test_a_diverging_member_leaves_the_others_bit_for_bit(tmp_path: Path) -> None:
+def test_a_diverging_member_leaves_the_others_unchanged(tmp_path: Path) -> None:
     clean = [config("steps=120", *m) for m in MEMBERS]
     poisoned = list(clean)
     poisoned[1] = config("steps=120", "seed=1", "lr=1e30")  # Adam steps of 1e30: non-finite within a few steps
@@ -99,10 +109,12 @@ def test_a_diverging_member_leaves_the_others_bit_for_bit(tmp_path: Path) -> Non
     status = {r.spec.run_dir.name: r.summary.status for r in results}
     assert status == {"poisoned0": Status.completed, "poisoned1": Status.diverged, "poisoned2": Status.completed}
     assert RunFolder(tmp_path / "poisoned1").read_summary().steps < 10
+    # Unchanged up to float32 rounding: once the diverged member leaves, a batched product
+    # over 2 members may round differently from one over 3.
     for i in (0, 2):
-        assert _comparable(tmp_path / f"clean{i}") == _comparable(tmp_path / f"poisoned{i}")
+        assert max_relative(losses(tmp_path / f"clean{i}"), losses(tmp_path / f"poisoned{i}")) < 1e-5
         a, b = (torch.load(tmp_path / f"{kind}{i}" / "checkpoints" / "last.pt", weights_only=True) for kind in ("clean", "poisoned"))
-        assert all(torch.equal(a["g"][k], b["g"][k]) for k in a["g"])
+        assert all(torch.allclose(a["g"][k], b["g"][k], rtol=1e-5, atol=1e-7) for k in a["g"])
 
 
 def _interrupt_at(step: int) -> TrainHooks:
@@ -150,13 +162,12 @@ def test_a_freed_slot_takes_a_new_member_mid_way(tmp_path: Path, float64: None) 
 
 def test_which_configs_share_a_population() -> None:
     base = config("steps=10")
-    assert population_blocker(base) is None
-    assert shape_key(base) == shape_key(config("steps=10", "lr=1e-3", "seed=4", "stabilize.ema=0.99", "beta2=0.9"))
+    assert shape_key(base) == shape_key(config("steps=20", "lr=1e-3", "seed=4", "stabilize.ema=0.99", "beta2=0.9", "lr_decay=cosine"))
+    assert shape_key(config("stabilize.d_dropout=0.2")) == shape_key(config("stabilize.d_dropout=0.5"))
+    assert shape_key(base) != shape_key(config("steps=10", "stabilize.d_dropout=0.2"))  # dropout layers or none
     assert shape_key(base) != shape_key(config("steps=10", "batch_size=40"))
     assert shape_key(base) != shape_key(config("steps=10", "model.hidden=64"))
-    assert "dropout" in population_blocker(config("steps=10", "stabilize.d_dropout=0.2"))
-    assert "spectral_norm" in population_blocker(config("steps=10", "stabilize.spectral_norm=true"))
-    assert "MLPs only" in population_blocker(to_train_config(compose_config(["model=dcgan", "steps=10"])))
+    assert shape_key(base) != shape_key(config("steps=10", "stabilize.spectral_norm=true"))
 
 
 def test_sweep_population_trains_every_trial_into_its_own_folder(tmp_path: Path) -> None:

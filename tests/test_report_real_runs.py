@@ -11,7 +11,7 @@ from report_fixtures import hyperparameters, train_config
 
 from gansweep.cli import main
 from gansweep.rundir import RunFolder
-from gansweep.train import flat_hparams
+from gansweep.member import flat_hparams
 
 MLP = ["model=mlp", "data=ring8", "data.std=0.1", "model.hidden=32", "steps=40", "log_every=10", "eval.mixture_samples=300"]
 

@@ -26,7 +26,8 @@ from train_helpers import (
 
 from gansweep.config import to_train_config
 from gansweep.rundir import RunFolder, Status
-from gansweep.train import TrainHooks, train
+from gansweep.member import TrainHooks
+from gansweep.train import train
 from gansweep.config import compose_config
 
 BUDGET = 200
@@ -177,7 +178,7 @@ class Payload:
         ("damaged config", r"config\.yaml: model\.name='gan' is not dcgan or mlp$"),
         ("another run's config", r"checkpoints/last\.pt: written by another config than this folder's config\.yaml \(the folder mixes two runs\)"),
         ("pickled object", r"checkpoints/last\.pt: refused: it holds code \(more than tensors and plain values\)"),
-        ("older checkpoint", r"checkpoints/last\.pt: written by an older gansweep \(no config fingerprint\)"),
+        ("older checkpoint", r"checkpoints/last\.pt: written by an older gansweep, whose training it cannot continue"),
     ],
 )
 def test_resume_refuses_what_it_cannot_continue_with_exit_2(finished, tmp_path, capsys, damage, message):
@@ -217,7 +218,7 @@ def test_resume_refuses_what_it_cannot_continue_with_exit_2(finished, tmp_path, 
 
 
 def test_a_resumed_run_can_be_resumed_again(tmp_path):
-    """Two stops in one run: the series stays continuous and the checkpoint keeps its RNG."""
+    """Two stops in one run: the series stays continuous and the checkpoint keeps its place in the data."""
     cfg = to_train_config(compose_config([*TINY_MLP, "steps=12", "batch_size=8", "log_every=1", "checkpoint_every=4"]))
     train(cfg, tmp_path / "whole")
     stops = iter((5, 9))
@@ -236,7 +237,8 @@ def test_a_resumed_run_can_be_resumed_again(tmp_path):
     assert train(cfg, run, resume=True).status == "completed"
     assert [r["step"] for r in train_rows(run)] == list(range(1, 13))
     assert losses(run) == losses(tmp_path / "whole")
-    assert torch.equal(RunFolder(run).load_checkpoint()["rng_cpu"], RunFolder(tmp_path / "whole").load_checkpoint()["rng_cpu"])
+    resumed, whole = (RunFolder(r).load_checkpoint()["batches"] for r in (run, tmp_path / "whole"))
+    assert torch.equal(resumed["perm"], whole["perm"]) and (resumed["pos"], resumed["epoch"]) == (whole["pos"], whole["epoch"])
 
 
 def test_after_a_kill_9_only_one_process_writes_the_folder_again(tmp_path):

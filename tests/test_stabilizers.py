@@ -9,17 +9,19 @@ import pytest
 import torch
 from torch import nn
 
-import gansweep.train as train_module
+import gansweep.engine as engine_module
+from gansweep import noise
 from gansweep.cli import main
 from gansweep.config import compose_config, to_train_config
 from gansweep.errors import ConfigError
 from gansweep.losses import LOSSES
-from gansweep.models import build_models
+from gansweep.models import KeyedDropout, build_models
 from gansweep.rundir import RunFolder
 from gansweep.scoring import build_evaluator, score_generator
 from gansweep.data import load_dataset
 from gansweep.sweep.space import build_space, parse_space, space_file
-from gansweep.train import add_noise, instance_noise_std, train
+from gansweep.member import instance_noise_std
+from gansweep.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["model=mlp", "data=ring8", "model.hidden=16", "model.z_dim=4", "batch_size=16", "threads=1", "log_every=1"]
@@ -43,12 +45,13 @@ def test_one_sided_label_smoothing_makes_0_9_the_real_target():
 
 def test_instance_noise_is_added_to_every_d_input_and_annealed_to_zero(monkeypatch, tmp_path):
     assert [instance_noise_std(k, 10, 0.2) for k in (0, 5, 10)] == pytest.approx([0.2, 0.1, 0.0])
-    x = torch.zeros(200_000)
-    assert add_noise(x, 0.1).std().item() == pytest.approx(0.1, rel=0.01)  # 200k draws: std known to 0.2%
-    assert add_noise(x, 0.0) is x
+    draws = noise.normal(torch.tensor([5]), (200_000,), torch.float64)[0]
+    assert draws.std().item() == pytest.approx(1.0, rel=0.01)  # 200k draws: std known to 0.2%
+    assert draws.mean().item() == pytest.approx(0.0, abs=0.01)
 
     seen: list[float] = []
-    monkeypatch.setattr(train_module, "add_noise", lambda t, std: seen.append(std) or add_noise(t, std))
+    noisy = engine_module._noisy
+    monkeypatch.setattr(engine_module, "_noisy", lambda x, sigma, key, on: seen.append(float(sigma[0])) or noisy(x, sigma, key, on))
     train(cfg_of("steps=4", "eval.enabled=false", "stabilize.instance_noise=0.2"), tmp_path / "run", quiet=True)
     # Per step: the real batch, the fake batch for D, the fakes for G.
     assert seen == pytest.approx([0.2] * 3 + [0.15] * 3 + [0.1] * 3 + [0.05] * 3)
@@ -56,8 +59,8 @@ def test_instance_noise_is_added_to_every_d_input_and_annealed_to_zero(monkeypat
 
 def test_dropout_in_d_follows_every_hidden_activation():
     _, d = build_models(cfg_of("stabilize.d_dropout=0.3", "model.depth=3"), (2,))
-    drops = [m for m in d.modules() if isinstance(m, nn.Dropout)]
-    assert [m.p for m in drops] == [0.3, 0.3, 0.3]
+    drops = [m for m in d.modules() if isinstance(m, KeyedDropout)]
+    assert [float(m.p) for m in drops] == pytest.approx([0.3, 0.3, 0.3])
     x = torch.randn(64, 2)
     d.train()
     assert not torch.equal(d(x), d(x))  # a new mask per call
@@ -68,16 +71,15 @@ def test_dropout_in_d_follows_every_hidden_activation():
 def test_clipped_gradient_norms_never_exceed_the_bound(monkeypatch, tmp_path):
     def norms_at_each_step(*overrides: str) -> list[float]:
         norms: list[float] = []
-        step = torch.optim.Adam.step
+        step = engine_module.adam_step
 
-        def recording_step(self, *args, **kwargs):
-            grads = [p.grad for group in self.param_groups for p in group["params"] if p.grad is not None]
-            norms.append(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])).item())
-            return step(self, *args, **kwargs)
+        def recording_step(flat, grad, *args, **kwargs):
+            norms.append(torch.linalg.vector_norm(grad).item())  # the gradient Adam is handed, after clipping
+            return step(flat, grad, *args, **kwargs)
 
-        monkeypatch.setattr(torch.optim.Adam, "step", recording_step)
+        monkeypatch.setattr(engine_module, "adam_step", recording_step)
         train(cfg_of("steps=10", "eval.enabled=false", *overrides), tmp_path / "-".join(overrides or ("plain",)), quiet=True)
-        monkeypatch.setattr(torch.optim.Adam, "step", step)
+        monkeypatch.setattr(engine_module, "adam_step", step)
         return norms
 
     plain = norms_at_each_step()

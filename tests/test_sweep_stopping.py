@@ -8,7 +8,7 @@ import pytest
 from gansweep.health import OVERPOWER_PATIENCE
 from gansweep.rundir import StopKind, StopReason
 from gansweep.sweep.stopping import MEDIAN_STARTUP, HealthWatch, TrialStopper, budget_percent
-from gansweep.train import StopTraining
+from gansweep.member import StopTraining
 from stop_fixtures import COLLAPSED_RING, REAL_COLLAPSE_RING, RECOVERING_DIGITS, train_row
 
 

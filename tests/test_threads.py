@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from gansweep.threads import ThreadShare, available_cores, fair_share, rebalance
+from gansweep.threads import ThreadShare, available_cores, fair_share, set_threads
 
 
 @pytest.mark.parametrize(("requested", "others", "cores", "expected"), [
@@ -37,11 +37,10 @@ def test_the_registry_counts_live_trainings_and_forgets_dead_ones(tmp_path):
             expected = fair_share(0, [0], available_cores())
             before = torch.get_num_threads()
             try:
-                threads, note = rebalance(share, expected + 1)
+                threads, note = set_threads(0, share)  # fixed for the whole run: a run computes the same bits throughout
                 assert threads == expected == torch.get_num_threads()
                 assert note == (f"note: 2 gansweep trainings share the {available_cores()} cores here: "
-                                f"this one now uses {expected} thread{'s' if expected > 1 else ''} (threads=N sets it)")
-                assert rebalance(share, threads) == (threads, None)  # nothing changed, nothing said
+                                f"this one uses {expected} thread{'s' if expected > 1 else ''} for the whole run (threads=N sets it)")
             finally:
                 torch.set_num_threads(before)
         assert not (tmp_path / share.entry.name).exists()
@@ -50,6 +49,10 @@ def test_the_registry_counts_live_trainings_and_forgets_dead_ones(tmp_path):
         sleeper.wait()
 
 
-def test_an_explicit_thread_count_is_never_rebalanced(tmp_path):
-    with ThreadShare(3, registry=tmp_path) as share:
-        assert rebalance(share, 3) == (3, None)
+def test_an_explicit_thread_count_is_taken_as_given(tmp_path):
+    before = torch.get_num_threads()
+    try:
+        with ThreadShare(3, registry=tmp_path) as share:
+            assert set_threads(3, share) == (3, None)
+    finally:
+        torch.set_num_threads(before)

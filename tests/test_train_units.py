@@ -27,14 +27,9 @@ from gansweep.models import (
 )
 from gansweep.rundir import RunFolder, write_json_atomic
 from gansweep.samples import save_image_grid, save_scatter
-from gansweep.train import (
-    Batches,
-    every,
-    grad_norm,
-    lr_factor,
-    plan_steps,
-    stop_on_signal,
-)
+from gansweep.batches import StackedBatches
+from gansweep.member import every, lr_factor, plan_steps
+from gansweep.population import stop_on_signal
 from gansweep.config import compose_config
 
 LN2 = math.log(2.0)
@@ -97,30 +92,25 @@ def test_every_uses_the_setting_or_spreads_events_over_the_run():
 # Batches and gradients ------------------------------------------------------------------
 
 
-def test_batches_show_every_sample_once_per_epoch_and_resume_exactly():
+def test_batches_show_every_sample_once_per_epoch_in_each_members_own_order_and_resume_exactly():
     samples = torch.arange(12.0)
-    batches = Batches(samples, 4, torch.Generator().manual_seed(0))
-    epoch = torch.cat([batches.next()[0] for _ in range(3)])
-    assert sorted(epoch.tolist()) == samples.tolist()
-    state = batches.state()
-    ahead = [batches.next()[0] for _ in range(5)]
-    again = Batches(samples, 4, torch.Generator().manual_seed(99))
-    again.load(state)
-    assert all(torch.equal(a, b) for a, b in zip(ahead, [again.next()[0] for _ in range(5)]))
+    batches = StackedBatches(samples, None, 4, torch.tensor([7, 8]))
+    epoch = torch.cat([batches.next()[0] for _ in range(3)], dim=1)  # (members, 12)
+    assert [sorted(row) for row in epoch.tolist()] == [samples.tolist()] * 2
+    assert epoch[0].tolist() != epoch[1].tolist()  # two keys, two orders
+    alone = StackedBatches(samples, None, 4, torch.tensor([8]))  # member 1 alone: the same order
+    assert torch.equal(torch.cat([alone.next()[0] for _ in range(3)], dim=1)[0], epoch[1])
+    state = batches.member(0)
+    ahead = [batches.next()[0][0] for _ in range(5)]  # into the next epochs
+    again = StackedBatches(samples, None, 4, torch.tensor([7]))
+    again.load_member(0, state)
+    assert all(torch.equal(a, b) for a, b in zip(ahead, [again.next()[0][0] for _ in range(5)]))
 
 
 def test_batches_never_exceed_the_data_set():
-    batches = Batches(torch.arange(3.0), 16, torch.Generator().manual_seed(0))
+    batches = StackedBatches(torch.arange(3.0), None, 16, torch.tensor([0]))
     samples, labels = batches.next()
-    assert sorted(samples.tolist()) == [0.0, 1.0, 2.0] and labels is None
-
-
-def test_grad_norm_is_the_l2_norm_over_all_parameters():
-    layer = nn.Linear(2, 1)
-    layer.weight.grad = torch.tensor([[3.0, 0.0]])
-    layer.bias.grad = torch.tensor([4.0])
-    assert grad_norm(layer).item() == 5.0
-    assert grad_norm(nn.Linear(2, 1)).item() == 0.0  # no gradients yet
+    assert sorted(samples[0].tolist()) == [0.0, 1.0, 2.0] and labels is None
 
 
 def test_stop_on_signal_turns_the_first_ctrl_c_into_a_flag_and_the_second_into_an_interrupt():

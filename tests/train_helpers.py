@@ -122,13 +122,15 @@ def assert_complete_run(run_dir: Path, *, steps: int, model: str, data: str, los
 
     ckpt = torch.load(run_dir / "checkpoints" / "last.pt", map_location="cpu", weights_only=False)
     assert ckpt["step"] == steps and ckpt["images_seen"] == s["images_seen"]
-    assert isinstance(ckpt["rng_cpu"], torch.Tensor) and isinstance(ckpt["batches"]["rng"], torch.Tensor)
+    assert ckpt["batches"]["perm"].shape == (_n_train(cfg),)  # the data order; the noise is keyed by seed and step
     g, d = build_models(cfg, tuple(_sample_shape(cfg)))
     g.load_state_dict(ckpt["g"])  # strict: every weight of G and D is there, in the right shape
     d.load_state_dict(ckpt["d"])
-    for opt in ("opt_g", "opt_d"):
-        assert ckpt[opt]["state"], f"{opt} holds no Adam moments"
-        assert ckpt[opt]["param_groups"][0]["betas"] == (cfg.beta1, cfg.beta2)
+    for opt, net in (("adam_g", g), ("adam_d", d)):
+        n_params = sum(p.numel() for p in net.parameters())
+        assert ckpt[opt]["exp_avg"].shape == ckpt[opt]["exp_avg_sq"].shape == (n_params,), f"{opt}: not one moment per weight"
+        assert ckpt[opt]["step"] == steps * (cfg.loss.n_critic if opt == "adam_d" else 1)
+        assert ckpt[opt]["exp_avg_sq"].abs().sum() > 0, f"{opt} holds no Adam moments"
     assert not list(run_dir.rglob("*.tmp")), "temp files left behind"
     return s
 

@@ -21,6 +21,7 @@ from gansweep.progress import console
 from gansweep.scores import format_score, parse_objectives
 from gansweep.scoring import run_kinds
 from gansweep.sweep.driver import WorkerSpec, connect, run_worker, worker_process
+from gansweep.devices import gpu_for_worker, visible_gpus
 from gansweep.sweep.launcher import JOBS_DIR, LAUNCHERS, JobResources, require_launcher, submit_workers, wait_for_jobs
 from gansweep.sweep.live import LiveView
 from gansweep.sweep.outputs import write_outputs
@@ -194,7 +195,8 @@ def run_sweep(argv: list[str]) -> int:
 
 def _run_processes(spec: WorkerSpec, workers: int, live: LiveView) -> str:
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=worker_process, args=(replace(spec, worker_index=i),)) for i in range(workers)]
+    gpus = visible_gpus()  # round robin: worker i on GPU i mod G
+    procs = [ctx.Process(target=worker_process, args=(replace(spec, worker_index=i, gpu=gpu_for_worker(i, gpus)),)) for i in range(workers)]
     for p in procs:
         p.start()
     try:

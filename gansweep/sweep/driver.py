@@ -39,7 +39,7 @@ from gansweep.sweep.study import (
     retry_stale_trials,
     running_trials,
 )
-from gansweep.population import MemberResult, MemberSpec, population_blocker, shape_key, train_population
+from gansweep.population import MemberResult, MemberSpec, shape_key, train_population
 from gansweep.sweep.trial import (
     TrialOutcome, TrialPlan, TrialRun, conclude_trial, prepare_trial, settle_abandoned_folders, train_alone, trial_dir,
 )
@@ -65,6 +65,7 @@ class WorkerSpec:
     deadline: Optional[float]  # time.time() after which no new trial starts
     worker_index: int = 0
     population: int = 1  # trials trained at once as one batched model (--population)
+    gpu: Optional[str] = None  # the one GPU this worker process sees (CUDA_VISIBLE_DEVICES)
 
 
 def connect(spec: WorkerSpec) -> optuna.Study:
@@ -135,8 +136,8 @@ def _why_no_trial(spec: WorkerSpec) -> str:
 # default space, which searches batch_size, holds the trials of one batch size, and a
 # trial of another shape waits, held, until the running population ends. A member that
 # ends (completed, stopped early, pruned, diverged) is told to Optuna at once and its
-# slot takes the next trial of the same shape. Configs a population cannot stack
-# (population_blocker: DCGAN, wgan_gp, dropout, spectral norm) train alone.
+# slot takes the next trial of the same shape. Every model family, loss and stabilizer
+# stacks (gansweep.engine).
 
 
 class _Trials:
@@ -212,9 +213,6 @@ def run_population_worker(spec: WorkerSpec, on_outcome: Optional[Callable[[Trial
             if first is None:
                 break
             assert first.cfg is not None
-            if population_blocker(first.cfg):
-                trials.tell(train_alone(plan, first), first.trial)
-                continue
             key = shape_key(first.cfg)
 
             def refill(key: str = key) -> Optional[MemberSpec]:
@@ -226,7 +224,7 @@ def run_population_worker(spec: WorkerSpec, on_outcome: Optional[Callable[[Trial
                     prepared = trials.take_new()
                     if prepared is None:
                         return None
-                    if prepared.cfg is not None and not population_blocker(prepared.cfg) and shape_key(prepared.cfg) == key:
+                    if prepared.cfg is not None and shape_key(prepared.cfg) == key:
                         return _member(prepared)
                     trials.held.append(prepared)
                 return None
@@ -254,6 +252,8 @@ def worker_process(spec: WorkerSpec) -> None:
     """Entry point of a `--workers N` child process: errors are one line and an exit code,
     which the parent reads (its trials share the CPU cores through gansweep.threads)."""
     _die_with_parent()
+    if spec.gpu is not None:  # before CUDA starts in this process
+        os.environ["CUDA_VISIBLE_DEVICES"] = spec.gpu
     try:
         if run_worker(spec) == "interrupted":
             sys.exit(EXIT_INTERRUPTED)

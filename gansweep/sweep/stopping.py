@@ -28,7 +28,7 @@ from gansweep.health import OVERPOWER_PATIENCE, STOP, collapse_stop, d_overpower
 from gansweep.rundir import StopKind, StopReason
 from gansweep.scores import format_score, is_better
 from gansweep.sweep.study import patiently
-from gansweep.train import StopTraining, TrainHooks
+from gansweep.member import StopTraining, TrainHooks
 
 MEDIAN_STARTUP = 5  # finished trials the multi-objective median rule waits for
 

@@ -1,0 +1,140 @@
+"""The stacked engine on the CPU: ops per step, host overhead, and trials per hour.
+
+    python benchmarks/bench_engine.py [--quick] [--old REV]
+
+1. ATen ops of one training step (gansweep.opcount) for K = 1, 4, 16 and 64 members:
+   grid25 MLP and DCGAN on mnist5k at 32 px, default sizes.
+2. Host overhead, the CPU's stand-in for a launch-bound GPU: the time of one step of
+   tiny nets (MLP hidden 8; DCGAN ngf = ndf = 4) at K = 16 against K = 1.
+3. The solo step against the engine before this one (--old, a git revision, checked out
+   in a temporary worktree): images per second of the same `gansweep train` in both.
+4. Whole sweeps, side work included, one trial at a time against one population: 16
+   tiny-MLP ring8 trials of 1,000 steps, 8 tiny-DCGAN mnist5k trials of 200 steps, 16
+   grid25 MLP trials of 1,500 steps, 16 DCGAN mnist5k trials of one epoch.
+
+Prints markdown; every ratio is against a reference measured in the same run, one
+thread, nothing else running. --quick shrinks part 4 to a smoke run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from gansweep.config import compose_config, to_train_config
+from gansweep.opcount import population_of, step_ops
+
+MLP = ["model=mlp", "data=grid25"]
+DCGAN = ["model=dcgan", "data=mnist5k", "model.conditional=false"]
+TINY_MLP = ["model=mlp", "model.hidden=8"]
+TINY_DCGAN = [*DCGAN, "model.ngf=4", "model.ndf=4"]
+SPACE = "params:\n  lr: tag(log, interval(1e-4, 2e-3))\n  beta1: interval(0.0, 0.9)\n"
+
+
+def configs(model: list[str], k: int):
+    return [to_train_config(compose_config([*model, "eval.enabled=false", "steps=100000", "threads=1", f"seed={i}",
+                                            f"lr={1e-4 * (1 + i % 7)}"])) for i in range(k)]
+
+
+def ops_table(root: Path) -> list[str]:
+    lines = ["| model | K = 1 | K = 4 | K = 16 | K = 64 |", "|---|---|---|---|---|"]
+    for label, model in (("grid25 MLP (3x256)", MLP), ("DCGAN mnist5k 32 px", DCGAN)):
+        counts = [step_ops(population_of(configs(model, k), root / f"ops_{label[:4]}_{k}", stacked=True)).total for k in (1, 4, 16, 64)]
+        lines.append(f"| {label} | " + " | ".join(f"{c:,}" for c in counts) + " |")
+    return lines
+
+
+def step_ms(root: Path, model: list[str], k: int, steps: int = 200) -> float:
+    pop = population_of(configs(model, k), root / f"t_{model[0]}_{k}")
+    pop.advance(20)
+    started = time.perf_counter()
+    pop.advance(steps)
+    return (time.perf_counter() - started) / steps * 1000
+
+
+def overhead_table(root: Path) -> list[str]:
+    lines = ["| tiny net | step, K = 1 | step, K = 16 | ratio |", "|---|---|---|---|"]
+    for label, model in (("MLP hidden 8, grid25", [*TINY_MLP, "data=grid25"]), ("DCGAN ngf = ndf = 4, mnist5k 32 px", TINY_DCGAN)):
+        one, sixteen = step_ms(root, model, 1), step_ms(root, model, 16)
+        lines.append(f"| {label} | {one:.2f} ms | {sixteen:.2f} ms | {sixteen / one:.2f}x |")
+    return lines
+
+
+def train_images_per_s(python: str, cwd: Path, overrides: list[str], run_dir: Path) -> float:
+    subprocess.run([python, "-m", "gansweep", "train", *overrides, "threads=1", "eval.enabled=false", f"hydra.run.dir={run_dir}"],
+                   cwd=cwd, check=True, stdout=subprocess.DEVNULL)
+    return json.loads((run_dir / "summary.json").read_text())["images_per_s"]
+
+
+def solo_table(root: Path, old: str) -> list[str]:
+    """The same solo runs with this engine and with revision `old`, alternated three times."""
+    worktree = root / "old"
+    subprocess.run(["git", "worktree", "add", "--detach", str(worktree), old], check=True, capture_output=True)
+    try:
+        for link, target in (("conf", "../conf"), ("sweeps", "../sweeps")):  # the installed layout, without installing
+            (worktree / "gansweep" / link).symlink_to(target)
+        lines = ["| solo run (threads=1) | this engine | before | ratio |", "|---|---|---|---|"]
+        for label, overrides in (("default DCGAN, 300 steps", ["steps=300"]), ("grid25 MLP 3x256, 1,500 steps", [*MLP, "steps=1500"]),
+                                 ("tiny MLP ring8, 3,000 steps", [*TINY_MLP, "data=ring8", "steps=3000"])):
+            new, before = [], []
+            for i in range(3):
+                new.append(train_images_per_s(sys.executable, Path.cwd(), overrides, root / f"new_{label[:5]}_{i}"))
+                before.append(train_images_per_s(sys.executable, worktree, overrides, root / f"old_{label[:5]}_{i}"))
+            n, b = sorted(new)[1], sorted(before)[1]  # the median of three
+            lines.append(f"| {label} | {n:,.0f} img/s | {b:,.0f} img/s | {n / b:.3f} |")
+        return lines
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(worktree)], check=True)
+
+
+def sweep_s(root: Path, name: str, model: list[str], trials: int, flags: list[str]) -> float:
+    space = root / "space.yaml"
+    space.write_text(SPACE)
+    started = time.monotonic()
+    subprocess.run([sys.executable, "-m", "gansweep", "sweep", "--trials", str(trials), "--sampler", "random", "--pruner", "none",
+                    "--no-early-stop", "--space", str(space), "--dir", str(root), "--name", name, *flags, *model, "threads=1"],
+                   check=True, stdout=subprocess.DEVNULL)
+    return time.monotonic() - started
+
+
+def sweeps_table(root: Path, quick: bool) -> list[str]:
+    lines = ["| trials | one at a time | one population | trials per hour |", "|---|---|---|---|"]
+    cases = [("16 tiny-MLP ring8, 1,000 steps", [*TINY_MLP, "data=ring8", "steps=1000"], 16),
+             ("8 tiny-DCGAN mnist5k, 200 steps", [*TINY_DCGAN, "steps=200"], 8),
+             ("16 grid25 MLP 3x256, 1,500 steps", [*MLP, "steps=1500"], 16),
+             ("16 DCGAN mnist5k, 1 epoch", [*DCGAN, "epochs=1"], 16)]
+    if quick:
+        cases = [(label, [*model, "steps=20"], 2) for label, model, _ in cases[:2]]
+    for i, (label, model, n) in enumerate(cases):
+        alone = sweep_s(root, f"alone{i}", model, n, [])
+        together = sweep_s(root, f"pop{i}", model, n, ["--population", str(n)])
+        lines.append(f"| {label} | {alone:.0f} s | {together:.0f} s | {alone / together:.2f}x |")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke run: small sweeps, no comparison with --old")
+    parser.add_argument("--old", default="5d332c2", help="the revision whose solo step is the reference (default: the engine before)")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        sections = [("ATen ops per training step", ops_table), ("Host overhead: tiny nets, one thread", overhead_table)]
+        if not args.quick:
+            sections.append((f"Solo runs against {args.old}", lambda r: solo_table(r, args.old)))
+        sections.append(("Whole sweeps, side work included", lambda r: sweeps_table(r, args.quick)))
+        for title, part in sections:
+            print(f"\n**{title}**\n", flush=True)
+            print("\n".join(part(root)), flush=True)
+
+
+if __name__ == "__main__":
+    main()

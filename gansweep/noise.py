@@ -58,11 +58,20 @@ def _hashed_index(n: int, device: torch.device) -> torch.Tensor:
     return _TABLES[key]
 
 
+BITS = 23  # float32's mantissa: (b + 0.5) / 2**23 is exact, so never rounds to 0 or 1
+
+
+def unit(bits: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """BITS random bits as a number strictly inside (0, 1): the inverse normal CDF of it is finite.
+    (24 bits gave 1 - 2**-25, which float32 rounds to 1: an infinite z once in 2**24 draws.)"""
+    return (bits.to(dtype) + 0.5) * 2.0**-BITS
+
+
 def uniform(key: torch.Tensor, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
     """Uniform numbers in (0, 1) of shape key.shape + shape, one independent set per key."""
     n = math.prod(shape)
-    bits = mix((_hashed_index(n, key.device) + key.unsqueeze(-1)) & MASK) >> 8  # 24 random bits
-    return ((bits.to(dtype) + 0.5) * 2.0**-24).view(*key.shape, *shape)
+    bits = mix((_hashed_index(n, key.device) + key.unsqueeze(-1)) & MASK) >> (32 - BITS)
+    return unit(bits, dtype).view(*key.shape, *shape)
 
 
 def normal(key: torch.Tensor, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:

@@ -165,7 +165,9 @@ def run_sweep(argv: list[str]) -> int:
     base_params = _base_params(space, base_dict)
     # Every sweep measures its starting point first (grid samplers only take full grid points).
     if not study.get_trials(deepcopy=False) and (args.sampler != "grid" or len(base_params) == len(space.params)):
-        study.enqueue_trial(base_params, user_attrs={"base_config": True})
+        # skip_if_exists: another machine starting the same sweep at this instant may have
+        # enqueued it since get_trials; one base trial, not two of the same parameters.
+        study.enqueue_trial(base_params, user_attrs={"base_config": True}, skip_if_exists=True)
 
     console.print(f"sweep {name}: {args.trials} trials of {base_cfg.model.name} on {base_cfg.data.name}, "
                   f"objective {','.join(objectives)}, {args.workers} worker(s)"

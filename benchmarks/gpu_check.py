@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -45,19 +46,21 @@ class Sizes:
     default_overrides: tuple[str, ...]
     loop_steps: int
     widths: tuple[tuple[int, int, int], ...]  # (px, ngf = ndf, batch)
-    mlp_trials: int
     mlp_steps: int
-    dcgan_trials: int
     dcgan_steps: int
     solo_sample: int  # trials run one at a time, extrapolated to the whole set
     populations: tuple[int, ...]
     workers: int
+    worker_trials: int  # trials of the --workers column
     step_ks: tuple[int, ...]  # population sizes whose step is timed
     part_limit_s: float
+    mlp: tuple[str, ...] = ()  # overrides of the MLP and DCGAN trials and steps
+    dcgan: tuple[str, ...] = ()
 
 
-FULL = Sizes((), 200, ((64, 64, 64), (32, 64, 64)), 64, 1500, 16, 300, 4, (16, 64), 4, (1, 16, 64), 150)
-TINY = Sizes(("steps=20", "eval.enabled=false", "model.ngf=4", "model.ndf=4"), 4, ((32, 4, 8),), 2, 20, 2, 6, 1, (2,), 2, (1, 2), 120)
+FULL = Sizes((), 200, ((64, 64, 64), (32, 64, 64)), 600, 200, 3, (16, 64), 4, 8, (1, 16, 64), 150)
+TINY = Sizes(("steps=20", "eval.enabled=false", "model.ngf=4", "model.ndf=4"), 4, ((32, 4, 8),), 20, 6, 1, (2,), 2, 2, (1, 2), 120,
+             ("model.hidden=8",), ("model.ngf=4", "model.ndf=4"))
 GRID_SPACE = "params:\n  lr: tag(log, interval(1e-4, 2e-3))\n  beta1: interval(0.0, 0.9)\n"
 MLP = ["model=mlp", "data=grid25", "eval.mixture_samples=2500"]
 DCGAN = ["model=dcgan", "data=mnist5k", "model.conditional=false"]
@@ -156,7 +159,7 @@ def step_times(root: Path, sizes: Sizes) -> list[tuple[str, str]]:
     """Milliseconds per step of a population of K, against K = 1: the step's cost in K."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     rows = []
-    for label, model, ks in (("grid25 MLP", MLP, sizes.step_ks), ("DCGAN mnist5k 32 px", DCGAN, sizes.step_ks[:2])):
+    for label, model, ks in (("grid25 MLP", [*MLP, *sizes.mlp], sizes.step_ks), ("DCGAN mnist5k 32 px", [*DCGAN, *sizes.dcgan], sizes.step_ks[:2])):
         base = None
         for k in ks:
             cfgs = [to_train_config(compose_config([*model, "eval.enabled=false", "steps=100000", f"seed={i}", f"lr={1e-4 * (1 + i % 7)}"]))
@@ -177,20 +180,21 @@ def sweep(root: Path, name: str, model: list[str], steps: int, trials: int, flag
             "--dir", str(root), "--name", name, *flags, *model, f"steps={steps}"]
     wall = gansweep(args, limit)
     with open(root / name / "trials.csv") as f:
-        done = [r for r in csv.DictReader(f) if r.get("status") == "completed"]
-    if len(done) != trials:
-        raise RuntimeError(f"{len(done)} of {trials} trials completed")
+        rows = list(csv.DictReader(f))
+    if sum(r.get("status") == "completed" for r in rows) != trials:
+        why = Counter(f"{r.get('status')}: {r.get('reason') or r.get('stop_kind') or ''}"[:120] for r in rows)
+        raise RuntimeError(f"not all {trials} trials completed: {dict(why)}")
     return trials * 3600 / wall
 
 
 def trials_per_hour(root: Path, sizes: Sizes) -> list[tuple[str, str]]:
     rows = []
-    for label, model, steps, trials, pops in (("grid25 MLP", MLP, sizes.mlp_steps, sizes.mlp_trials, sizes.populations),
-                                              ("DCGAN mnist5k", DCGAN, sizes.dcgan_steps, sizes.dcgan_trials, sizes.populations[:1])):
+    for label, model, steps, pops in (("grid25 MLP", [*MLP, *sizes.mlp], sizes.mlp_steps, sizes.populations),
+                                       ("DCGAN mnist5k", [*DCGAN, *sizes.dcgan], sizes.dcgan_steps, sizes.populations[:1])):
         tag = label.split()[0].lower()
         base = sweep(root, f"{tag}_solo", model, steps, sizes.solo_sample, [], sizes.part_limit_s)
         rows.append((f"{label}, {steps} steps: one at a time ({sizes.solo_sample} trials)", f"{base:,.0f} trials/h"))
-        columns = [(f"--workers {sizes.workers}", ["--workers", str(sizes.workers)], trials)] + [(f"population {k}", ["--population", str(k)], max(k, trials)) for k in pops]
+        columns = [(f"--workers {sizes.workers}", ["--workers", str(sizes.workers)], sizes.worker_trials)] + [(f"population {k}", ["--population", str(k)], k) for k in pops]
         for name, flags, n in columns:
             try:
                 tph = sweep(root, f"{tag}_{name.split()[-1]}_{name.split()[0].strip('-')}", model, steps, n, flags, sizes.part_limit_s)

@@ -193,7 +193,9 @@ class Member:
         config_yaml = run.config_path.read_text() if spec.resume else to_yaml(cfg)
         sha = config_sha256(config_yaml)
         if spec.resume:
-            self.restored = _check(run.load_checkpoint(), sha, run.last_checkpoint)
+            # config.yaml as gansweep wrote it reads back to the same text; a cut or hand-edited one does not
+            as_written = config_yaml == to_yaml(cfg)
+            self.restored = _check(run.load_checkpoint(), sha, run.last_checkpoint, run.config_path, as_written)
             at = Progress(step=self.restored["step"], images_seen=self.restored["images_seen"], wall_before=self.restored["wall_time_s"],
                           best_fid=self.restored["best"]["best_fid"], best_fid_step=self.restored["best"]["best_fid_step"],
                           window=None if self.restored["window"] is None else self.restored["window"].numpy(),
@@ -389,12 +391,16 @@ class Member:
         self.run.save_checkpoint(state)
 
 
-def _check(ckpt: dict[str, Any], config_sha: str, path: Path) -> dict[str, Any]:
-    """A checkpoint this run can continue from, or CheckpointError: one written by another
-    config than the folder's config.yaml (the folder mixes two runs) or by an older engine."""
+def _check(ckpt: dict[str, Any], config_sha: str, path: Path, config_path: Path, as_written: bool) -> dict[str, Any]:
+    """A checkpoint this run can continue from, or CheckpointError: one written by an older
+    engine, or for another config than the folder's config.yaml, which is then either cut
+    short or edited, or another run's (the folder mixes two runs)."""
     if "config_sha256" not in ckpt or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path}: written by an older gansweep, whose training it cannot continue; "
                               "start the run anew with overwrite=true")
+    if ckpt["config_sha256"] != config_sha and not as_written:
+        raise CheckpointError(f"{config_path}: cut short or edited since the run wrote it (the checkpoint is for the config "
+                              "as written); put the original back, or start anew with overwrite=true")
     if ckpt["config_sha256"] != config_sha:
         raise CheckpointError(f"{path}: written by another config than this folder's config.yaml (the folder mixes two runs); "
                               "start anew with overwrite=true or in another folder")

@@ -264,6 +264,8 @@ def train_population(
 
     def end(k: int, exc: Optional[BaseException]) -> None:
         m = pop.members[k]
+        if m.ended:  # on_done raised for it (a full disk): the population ends, it is on record already
+            return
         reason = stop_reason_of(exc, m.at.step, m.run.path) if exc is not None else None
         if reason is not None and reason.kind not in (StopKind.diverged, StopKind.failed):
             pop.save(k)

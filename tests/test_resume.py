@@ -177,6 +177,7 @@ class Payload:
         ("damaged checkpoint", r"checkpoints/last\.pt: damaged checkpoint \(\w+\); start the run anew$"),
         ("damaged config", r"config\.yaml: model\.name='gan' is not dcgan or mlp$"),
         ("another run's config", r"checkpoints/last\.pt: written by another config than this folder's config\.yaml \(the folder mixes two runs\)"),
+        ("cut config", r"config\.yaml: cut short or edited since the run wrote it \(the checkpoint is for the config as written\)"),
         ("pickled object", r"checkpoints/last\.pt: refused: it holds code \(more than tensors and plain values\)"),
         ("older checkpoint", r"checkpoints/last\.pt: written by an older gansweep, whose training it cannot continue"),
     ],
@@ -198,6 +199,9 @@ def test_resume_refuses_what_it_cannot_continue_with_exit_2(finished, tmp_path, 
         (run / "config.yaml").write_text((run / "config.yaml").read_text().replace("name: mlp", "name: gan"))
     elif damage == "another run's config":  # a new run here was killed before its first checkpoint
         (run / "config.yaml").write_text((run / "config.yaml").read_text().replace("hidden: 16", "hidden: 32"))
+    elif damage == "cut config":  # a full disk or a crash cut it at a line: what is left still parses
+        text = (run / "config.yaml").read_text()
+        (run / "config.yaml").write_text("".join(text.splitlines(keepends=True)[: len(text.splitlines()) * 2 // 3]))
     elif damage == "older checkpoint":
         state = torch.load(ckpt, weights_only=True)
         state.pop("config_sha256")

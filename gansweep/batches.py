@@ -28,7 +28,8 @@ class StackedBatches:
         self.n = samples.shape[0 if shared else 1]
         self.batch_size = min(batch_size, self.n)  # never more than the whole set
         self.keys = keys  # (K,) int64 on the device: the members' base keys
-        self.pos = np.zeros(len(keys), dtype=np.int64)
+        self.pos = np.zeros(len(keys), dtype=np.int64)  # on the host: when a member starts an epoch
+        self.pos_t = torch.zeros(len(keys), dtype=torch.int64, device=keys.device)  # the same, on the device
         self.epoch = np.zeros(len(keys), dtype=np.int64)
         self.perm = self._orders(keys, self.epoch)
         self.offsets = torch.arange(self.batch_size, device=samples.device)
@@ -46,9 +47,10 @@ class StackedBatches:
             self.pos[rows] = 0
             rows_t = torch.as_tensor(rows, device=self.keys.device)
             self.perm[rows_t] = self._orders(self.keys[rows_t], self.epoch[rows])
-        start = torch.as_tensor(self.pos, device=self.keys.device)
-        idx = self.perm.gather(1, start.unsqueeze(1) + self.offsets)
+            self.pos_t[rows_t] = 0
+        idx = self.perm.gather(1, self.pos_t.unsqueeze(1) + self.offsets)  # no host copy between epochs
         self.pos += self.batch_size
+        self.pos_t.add_(self.batch_size)
         at = idx if self.shared else (self.rows, idx)
         return self.samples[at], (None if self.labels is None else self.labels[at])
 
@@ -63,12 +65,13 @@ class StackedBatches:
     def load_member(self, k: int, state: dict[str, Any]) -> None:
         self.perm[k] = state["perm"].to(self.perm.device)
         self.pos[k], self.epoch[k] = state["pos"], state["epoch"]
+        self.pos_t[k] = state["pos"]
 
     def select(self, keep: list[int]) -> "StackedBatches":
         idx = torch.tensor(keep, device=self.keys.device, dtype=torch.int64)
         new = StackedBatches.__new__(StackedBatches)
         new.__dict__.update(self.__dict__)
-        new.keys, new.perm = self.keys.index_select(0, idx), self.perm.index_select(0, idx)
+        new.keys, new.perm, new.pos_t = self.keys.index_select(0, idx), self.perm.index_select(0, idx), self.pos_t.index_select(0, idx)
         new.pos, new.epoch = self.pos[keep].copy(), self.epoch[keep].copy()
         if not self.shared:
             new.samples = self.samples.index_select(0, idx)
@@ -78,7 +81,7 @@ class StackedBatches:
     def concat(self, other: "StackedBatches") -> "StackedBatches":
         new = StackedBatches.__new__(StackedBatches)
         new.__dict__.update(self.__dict__)
-        new.keys, new.perm = torch.cat([self.keys, other.keys]), torch.cat([self.perm, other.perm])
+        new.keys, new.perm, new.pos_t = torch.cat([self.keys, other.keys]), torch.cat([self.perm, other.perm]), torch.cat([self.pos_t, other.pos_t])
         new.pos, new.epoch = np.concatenate([self.pos, other.pos]), np.concatenate([self.epoch, other.epoch])
         if not self.shared:
             new.samples = torch.cat([self.samples, other.samples])

@@ -9,9 +9,10 @@ each with one gradient, one clip, one Adam update per network, and the EMA of G.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import partial
-import numpy as np
+from typing import Optional
 import torch
 
 from gansweep import noise
@@ -50,15 +51,33 @@ class Knobs:
     ema: torch.Tensor  # EMA decay
     real_label: torch.Tensor
     keys: torch.Tensor  # (K,) int64: the members' base noise keys
+    lr: torch.Tensor  # (K, 2): lr_g, lr_d before decay
+    decay: torch.Tensor  # the lr decay: DECAYS' index
+    total: torch.Tensor  # steps in the budget
+    noise: torch.Tensor  # instance noise std at step 0
     betas_host: list[tuple[float, float]]  # (beta1, beta2) per member, for the fused form
 
+    TENSORS = ("beta1", "beta2", "clip_g", "clip_d", "ema", "real_label", "keys", "lr", "decay", "total", "noise")
+
     def select(self, idx: torch.Tensor, keep: list[int]) -> "Knobs":
-        t = [getattr(self, f).index_select(0, idx) for f in ("beta1", "beta2", "clip_g", "clip_d", "ema", "real_label", "keys")]
-        return Knobs(*t, [self.betas_host[k] for k in keep])
+        return Knobs(*(getattr(self, f).index_select(0, idx) for f in self.TENSORS), [self.betas_host[k] for k in keep])
 
     def concat(self, other: "Knobs") -> "Knobs":
-        t = [torch.cat([getattr(self, f), getattr(other, f)]) for f in ("beta1", "beta2", "clip_g", "clip_d", "ema", "real_label", "keys")]
-        return Knobs(*t, self.betas_host + other.betas_host)
+        return Knobs(*(torch.cat([getattr(self, f), getattr(other, f)]) for f in self.TENSORS), self.betas_host + other.betas_host)
+
+
+DECAYS = ("none", "linear", "cosine")
+
+
+def schedule(kn: Knobs, steps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each member's (lr_g, lr_d) (K, 2) and instance-noise std (K,) at its step, computed on
+    the device from its step counter: no host copy, so no sync, per step. The lr decays as
+    gansweep.member.lr_factor says; instance noise (Sønderby et al. 2016) falls linearly
+    from its start to 0 over the budget."""
+    progress = (steps.to(kn.total.dtype).unsqueeze(1) / kn.total).clamp(max=1.0)
+    cosine = 0.5 * (1 + torch.cos(math.pi * progress))
+    factor = torch.where(kn.decay == 1, 1 - progress, torch.where(kn.decay == 2, cosine, torch.ones_like(progress)))
+    return kn.lr * factor, (kn.noise * (1 - progress)).squeeze(1)
 
 
 @dataclass
@@ -74,6 +93,8 @@ class Stack:
     ema_n: torch.Tensor  # (K, 1): EMA updates so far
     batches: StackedBatches
     knobs: Knobs
+    steps: torch.Tensor  # (K,) int64: each member's step count, on the device
+    window_start: torch.Tensor  # (K,) int64: the step of its last log line
 
     @property
     def k(self) -> int:
@@ -86,6 +107,7 @@ class Stack:
             self.g.select(idx), self.d.select(idx), self.adam_g.select(idx), self.adam_d.select(idx),
             self.ema_flat.index_select(0, idx), {n: t.index_select(0, idx) for n, t in self.ema_buffers.items()},
             self.ema_n.index_select(0, idx), self.batches.select(keep), self.knobs.select(idx, keep),
+            self.steps.index_select(0, idx), self.window_start.index_select(0, idx),
         )
 
     def concat(self, other: "Stack") -> "Stack":
@@ -93,6 +115,7 @@ class Stack:
             self.g.concat(other.g), self.d.concat(other.d), self.adam_g.concat(other.adam_g), self.adam_d.concat(other.adam_d),
             torch.cat([self.ema_flat, other.ema_flat]), {n: torch.cat([t, other.ema_buffers[n]]) for n, t in self.ema_buffers.items()},
             torch.cat([self.ema_n, other.ema_n]), self.batches.concat(other.batches), self.knobs.concat(other.knobs),
+            torch.cat([self.steps, other.steps]), torch.cat([self.window_start, other.window_start]),
         )
 
     def ema_state(self, k: int) -> dict[str, torch.Tensor]:
@@ -129,20 +152,20 @@ def _clip(grad: torch.Tensor, bound: torch.Tensor, on: bool) -> torch.Tensor:
     return norms
 
 
-def train_step(s: Stack, spec: StepSpec, host: np.ndarray, steps: np.ndarray) -> torch.Tensor:
+def train_step(s: Stack, spec: StepSpec, host_lr: Optional[list[tuple[float, float]]] = None) -> torch.Tensor:
     """One step of every member; returns its statistics (K, len(STATS)) on the device.
 
-    host: (K, 3) this step's lr_g, lr_d (with lr decay) and instance-noise std per member;
-    steps: (K,) the members' step counts, which key their noise.
-    """
-    kn, dtype, device = s.knobs, s.g.flat.dtype, s.g.flat.device
-    values = torch.as_tensor(host, dtype=dtype, device=device)
-    lr_g, lr_d, sigma = values[:, 0:1], values[:, 1:2], values[:, 2]
-    count = torch.as_tensor(steps, device=device) * spec.n_critic
+    Every per-member value comes from tensors already on the device (its step counter,
+    its knobs), so a step copies nothing from the host. host_lr: the members' (lr_g, lr_d)
+    as numbers, for the CPU's per-member Adam (StepSpec.fused_adam)."""
+    kn, dtype = s.knobs, s.g.flat.dtype
+    lr, sigma = schedule(kn, s.steps)
+    lr_g, lr_d = lr[:, 0:1], lr[:, 1:2]
+    count = s.steps * spec.n_critic
     real_label = kn.real_label if spec.smoothing else 1.0
     d_loss = partial(spec.loss.d, real_label=real_label) if spec.loss.probabilities else spec.loss.d
-    # the CPU's per-member Adam takes each member's lr (column j of host) and betas as numbers
-    per_member = lambda j: [(float(lr), *b) for lr, b in zip(host[:, j], kn.betas_host)] if spec.fused_adam else None  # noqa: E731
+    # the CPU's per-member Adam takes each member's lr and betas as numbers
+    per_member = lambda j: [(rates[j], *b) for rates, b in zip(host_lr, kn.betas_host)] if spec.fused_adam else None  # noqa: E731
 
     # (1) Update D: minimise the D loss on a real and a fake batch, n_critic times.
     for i in range(spec.n_critic):

@@ -98,11 +98,6 @@ def lr_factor(step: int, total: int, decay: LrDecay) -> float:
     return 1.0
 
 
-def instance_noise_std(step: int, total: int, start: float) -> float:
-    """Instance noise (Sønderby et al. 2016): `start` at step 0, linearly down to 0 at the end."""
-    return start * max(0.0, 1.0 - step / max(1, total))
-
-
 def config_sha256(config_yaml: str) -> str:
     """The fingerprint of a run's config that its checkpoints carry."""
     return hashlib.sha256(config_yaml.encode()).hexdigest()
@@ -241,10 +236,10 @@ class Member:
         c, st = self.cfg, self.cfg.stabilize
         return {"beta1": c.beta1, "beta2": c.beta2, "clip_g": st.clip_g, "clip_d": st.clip_d, "ema": st.ema, "real_label": st.real_label}
 
-    def host_values(self) -> tuple[float, float, float]:
-        """This step's lr_g, lr_d (with decay) and instance-noise std."""
+    def host_lr(self) -> tuple[float, float]:
+        """This step's lr_g and lr_d (with decay), as numbers (the CPU's per-member Adam)."""
         f = lr_factor(self.at.step, self.total, self.cfg.lr_decay)
-        return self.cfg.lr_g * f, self.cfg.lr_d * f, instance_noise_std(self.at.step, self.total, self.cfg.stabilize.instance_noise)
+        return self.cfg.lr_g * f, self.cfg.lr_d * f
 
     def load_into(self, stack: Stack, k: int) -> None:
         """A resumed member's checkpoint into row k of a stack that holds its fresh state."""

@@ -27,7 +27,7 @@ from gansweep.adam import AdamState
 from gansweep.batches import StackedBatches
 from gansweep.config import TrainConfig
 from gansweep.devices import pick_device
-from gansweep.engine import STATS, Knobs, Stack, StepSpec, train_step
+from gansweep.engine import DECAYS, STATS, Knobs, Stack, StepSpec, train_step
 from gansweep.losses import LOSSES
 from gansweep.member import Member, MemberSpec, StopTraining, stop_reason_of
 from gansweep.progress import console
@@ -75,16 +75,20 @@ def _stack_of(m: Member, device: torch.device) -> Stack:
     col = lambda v: torch.tensor([[v]], dtype=dtype, device=device)  # noqa: E731
     kn = m.knobs()
     keys = torch.tensor([m.key], dtype=torch.int64, device=device)
+    cfg = m.cfg
     knobs = Knobs(col(kn["beta1"]), col(kn["beta2"]), col(kn["clip_g"])[0], col(kn["clip_d"])[0], col(kn["ema"]), col(kn["real_label"]),
-                  keys, [(kn["beta1"], kn["beta2"])])
+                  keys, torch.tensor([[cfg.lr_g, cfg.lr_d]], dtype=dtype, device=device), col(float(DECAYS.index(cfg.lr_decay.value))),
+                  col(float(max(1, m.total))), col(cfg.stabilize.instance_noise), [(kn["beta1"], kn["beta2"])])
     shared = m.data.name not in SEEDED_DATA
     samples = m.data.samples.to(device, dtype=dtype).contiguous(memory_format=m.layout)
     labels = m.data.labels.to(device) if m.cfg.model.conditional else None
     if not shared:
         samples, labels = samples.unsqueeze(0), (None if labels is None else labels.unsqueeze(0))
     batches = StackedBatches(samples, labels, m.cfg.batch_size, keys, shared)
+    counter = lambda v: torch.tensor([v], dtype=torch.int64, device=device)  # noqa: E731
     stack = Stack(g, d, AdamState.zeros(g.flat), AdamState.zeros(d.flat), g.flat.detach().clone(),
-                  {n: t.clone() for n, t in g.buffers.items()}, torch.zeros(1, 1, dtype=dtype, device=device), batches, knobs)
+                  {n: t.clone() for n, t in g.buffers.items()}, torch.zeros(1, 1, dtype=dtype, device=device), batches, knobs,
+                  counter(m.at.step), counter(m.at.window_start))
     m.load_into(stack, 0)
     return stack
 
@@ -150,12 +154,11 @@ class Population:
         """One step of every member; its statistics go to each member's window."""
         ms, stack = self.members, self.stack
         assert stack is not None and self.spec is not None and self.hist is not None
-        host = np.array([m.host_values() for m in ms], dtype=np.float64)
-        steps = np.array([m.at.step for m in ms], dtype=np.int64)
-        stats = train_step(stack, self.spec, host, steps)
+        stats = train_step(stack, self.spec, [m.host_lr() for m in ms] if self.spec.fused_adam else None)
         width = self.hist.shape[1]  # row k, column (step - window start) of the history, as one flat index
-        at = np.arange(len(ms)) * width + steps - np.array([m.at.window_start for m in ms])
-        self.hist.view(-1, len(STATS)).index_copy_(0, torch.as_tensor(at, device=self.device), stats.detach())
+        at = torch.arange(len(ms), device=self.device) * width + stack.steps - stack.window_start
+        self.hist.view(-1, len(STATS)).index_copy_(0, at, stats.detach())
+        stack.steps.add_(1)
         for m in ms:
             m.after_step(stack.batches.batch_size * self.spec.n_critic)
 
@@ -186,6 +189,7 @@ class Population:
                 if due_log[k]:
                     m.write_log_line(windows[k])
                     windows[k] = None
+                    self.stack.window_start[k] = m.at.step
                 if due_side[k]:
                     m.side_work(self.stack, k, windows[k])
             except (StopTraining, Exception) as exc:  # noqa: B014  # the member's run ends; the others go on

@@ -35,8 +35,6 @@ def run_eval(argv: list[str]) -> int:
     summary = run.read_summary()
     if summary is None:
         raise RunFolderError(f"{run.summary_path}: missing; only a run that started can be evaluated")
-    if args.checkpoint == "best" and not run.best_checkpoint.exists() and cfg.data.is_points:
-        raise CheckpointError(f"{run.best_checkpoint}: 2D runs keep no best checkpoint (it follows FID); use --checkpoint last")
     if args.samples is not None:
         if args.samples < 2:
             raise ConfigError(f"--samples {args.samples}: must be >= 2")
@@ -58,9 +56,12 @@ def run_eval(argv: list[str]) -> int:
     started = time.monotonic()
     scores = score_generator(build_evaluator(cfg, data, device), g, cfg.model.z_dim, cfg.seed, device)
     seconds = time.monotonic() - started
-    if args.checkpoint == "best":  # the summary's scores stay those of the final generator
-        summary.best_checkpoint_scores = {**scores, "step": ckpt.get("step"), "evaluated_at": now_iso()}
-    else:
+    record = {**scores, "step": ckpt.get("step"), "evaluated_at": now_iso()}
+    if args.checkpoint == "best":  # the summary's scores stay the run's own, at the sample count it trained with
+        summary.best_checkpoint_scores = record
+    elif summary.scores:
+        summary.last_checkpoint_scores = record
+    else:  # a run trained without evaluation: these are its only scores
         summary.set_scores(scores)
         summary.evaluated_step = ckpt.get("step")
     run.write_summary(summary)

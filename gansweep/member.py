@@ -32,7 +32,7 @@ from gansweep.models import build_models, conditioning, memory_layout
 from gansweep.progress import ProgressDisplay
 from gansweep.rundir import RunFolder, RunSummary, Status, StopKind, StopReason, SweepMembership, now_iso
 from gansweep.samples import save_image_grid, save_scatter
-from gansweep.scores import default_objective
+from gansweep.scores import default_objective, is_better, is_finite_number
 from gansweep.scoring import build_evaluator, resolve_auto, score_generator
 
 GRID_SAMPLES = 64  # images in a sample grid
@@ -139,6 +139,8 @@ class Progress:
     wall_before: float = 0.0  # training seconds of earlier sessions (resume)
     best_fid: Optional[float] = None
     best_fid_step: Optional[int] = None
+    best_value: Optional[float] = None  # of the run's objective: best.pt's
+    best_step: Optional[int] = None
     window: Optional[np.ndarray] = None  # (steps, len(STATS)) since the last log line
     window_start: int = 0
 
@@ -193,6 +195,7 @@ class Member:
             self.restored = _check(run.load_checkpoint(), sha, run.last_checkpoint, run.config_path, as_written)
             at = Progress(step=self.restored["step"], images_seen=self.restored["images_seen"], wall_before=self.restored["wall_time_s"],
                           best_fid=self.restored["best"]["best_fid"], best_fid_step=self.restored["best"]["best_fid_step"],
+                          best_value=self.restored["best"]["best_value"], best_step=self.restored["best"]["best_step"],
                           window=None if self.restored["window"] is None else self.restored["window"].numpy(),
                           window_start=self.restored["window_start"])
             run.truncate_metrics(after_step=at.step)
@@ -352,11 +355,16 @@ class Member:
         return scores
 
     def record_scores(self, scores: dict[str, Any]) -> None:
-        """Put an evaluation in the summary; keep G as best.pt when its FID is the best yet."""
-        at, fid = self.at, scores.get("fid")
+        """Put an evaluation in the summary; keep G as best.pt when it is the best yet by the
+        run's objective (a sweep's, else FID for images and mixture_tv for 2D), in its direction."""
+        at, fid, name = self.at, scores.get("fid"), self.objective
         if fid is not None and (at.best_fid is None or fid < at.best_fid):
             at.best_fid, at.best_fid_step = fid, at.step
-            self.run.save_checkpoint({"g": self.sampler.state_dict(), "step": at.step, "fid": fid}, self.run.best_checkpoint)
+        value = scores.get(name)
+        if is_finite_number(value) and (at.best_value is None or is_better(value, at.best_value, name)):
+            at.best_value, at.best_step = value, at.step
+            self.summary.best_of = {"score": name, "value": value, "step": at.step}
+            self.run.save_checkpoint({"g": self.sampler.state_dict(), "step": at.step, "score": name, name: value}, self.run.best_checkpoint)
         self.summary.set_scores(scores)
         self.summary.best_fid, self.summary.best_fid_step = at.best_fid, at.best_fid_step
         self.summary.evaluated_step = at.step
@@ -378,7 +386,7 @@ class Member:
             "g": stack.g.member_state(k), "d": stack.d.member_state(k),
             "adam_g": stack.adam_g.member(k), "adam_d": stack.adam_d.member(k),
             "batches": stack.batches.member(k), "step": at.step, "images_seen": at.images_seen, "wall_time_s": self.wall(),
-            "best": {"best_fid": at.best_fid, "best_fid_step": at.best_fid_step},
+            "best": {"best_fid": at.best_fid, "best_fid_step": at.best_fid_step, "best_value": at.best_value, "best_step": at.best_step},
             "window": None if window is None else torch.from_numpy(window), "window_start": at.window_start,
         }
         if self.cfg.stabilize.ema > 0:

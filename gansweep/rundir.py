@@ -236,6 +236,10 @@ class RunSummary:
     """The last logged training values: loss_d, loss_g, d_real, d_fake, grad_norm_d, grad_norm_g."""
     sweep: Optional[SweepMembership] = None
     best_checkpoint_scores: Optional[dict[str, Any]] = None
+    best_of: Optional[dict[str, Any]] = None
+    """What best.pt was kept for: the run's objective ("score"), its "value" and "step"."""
+    last_checkpoint_scores: Optional[dict[str, Any]] = None
+    """`gansweep eval`'s scores of last.pt, beside the run's own (which it leaves as they are)."""
     evaluated_step: Optional[int] = None
 
     def set_scores(self, scores: dict[str, Any]) -> None:

@@ -36,6 +36,7 @@ def test_a_short_dcgan_run_records_every_score_with_its_provenance(scored_run: P
     assert all(e["eval_time_s"] > 0 for e in evals)
     assert min(e["fid"] for e in evals) == pytest.approx(summary["best_fid"])
     best = torch.load(scored_run / "checkpoints" / "best.pt", weights_only=False)
+    assert best["score"] == "fid" == summary["best_of"]["score"]  # a digit run's objective
     assert best["step"] == summary["best_fid_step"] and best["fid"] == pytest.approx(summary["best_fid"])
     assert not {"fixed_z", "config"} & set(best)  # unread state; config.yaml and config_sha256 identify the run
 
@@ -59,9 +60,10 @@ def test_gansweep_eval_reproduces_the_final_scores(scored_run: Path, capsys: pyt
     before = json.loads((scored_run / "summary.json").read_text())
     assert main(["eval", str(scored_run)]) == 0
     after = json.loads((scored_run / "summary.json").read_text())
+    assert after["scores"] == before["scores"]  # the run's own scores stay; eval's are recorded beside them
     for key in SCORES:
-        assert after["scores"][key] == pytest.approx(before["scores"][key], rel=1e-9), key
-    assert after["evaluated_step"] == 8
+        assert after["last_checkpoint_scores"][key] == pytest.approx(before["scores"][key], rel=1e-9), key
+    assert after["last_checkpoint_scores"]["step"] == after["evaluated_step"] == 8
     assert capsys.readouterr().out.strip().splitlines()[-1].startswith("run folder:")
 
 
@@ -70,9 +72,11 @@ def test_gansweep_eval_with_another_sample_count_records_it(scored_run: Path, tm
     import shutil
 
     shutil.copytree(scored_run, copy)
+    before = json.loads((copy / "summary.json").read_text())
     assert main(["eval", str(copy), "--samples", "100"]) == 0
     summary = json.loads((copy / "summary.json").read_text())
-    assert summary["provenance"]["n_fake"] == 100
+    assert summary["last_checkpoint_scores"]["n_fake"] == 100
+    assert summary["provenance"] == before["provenance"] and summary["scores"] == before["scores"]  # the full count's
 
 
 @pytest.mark.parametrize("damage", ["missing", "garbage"])
@@ -122,3 +126,16 @@ def test_live_curves_are_redrawn_at_every_evaluation(scored_run: Path) -> None:
         colours = len(np.unique(np.asarray(img.convert("RGB")).reshape(-1, 3), axis=0))
     assert colours > 50  # lines and text, not an empty canvas
     assert path.stat().st_mtime >= (scored_run / "checkpoints" / "best.pt").stat().st_mtime - 1
+
+
+def test_a_2d_run_keeps_its_best_generator_by_its_objective(tmp_path: Path) -> None:
+    run = tmp_path / "ring8"
+    assert main(["train", f"hydra.run.dir={run}", "model=mlp", "data=ring8", "model.hidden=16", "steps=40", "eval_every=10",
+                 "eval.mixture_samples=500"]) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    evals = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if '"eval"' in line]
+    best_row = min(evals, key=lambda e: e["mixture_tv"])  # lower is better, the first of equals kept
+    best = torch.load(run / "checkpoints" / "best.pt", weights_only=True)
+    assert summary["best_of"] == {"score": "mixture_tv", "value": best_row["mixture_tv"], "step": best_row["step"]}
+    assert best["score"] == "mixture_tv" and best["step"] == best_row["step"]
+    assert main(["eval", str(run), "--checkpoint", "best"]) == 0

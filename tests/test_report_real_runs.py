@@ -70,8 +70,9 @@ def test_real_runs_carry_their_sweep_trial_and_diagnosis(outputs: Path, tmp_path
     assert frame.loc["sweeps/tiny/trial_0000", "lr"] == summary.lr
     # 40 steps on ring8 leave the samples far from the modes: the report says so, not "healthy".
     for run in ("runs/lr2e-4", "sweeps/tiny/trial_0000"):
-        hq = frame.loc[run, "hq_fraction"]
-        assert hq >= 0.5 or frame.loc[run, "diagnosis"] == f"spread between modes: {hq:.0%} high quality"
+        hq, covered = frame.loc[run, "hq_fraction"], frame.loc[run, "modes_covered"]
+        low = "collapse between modes (0/8 modes covered)" if covered == 0 else f"spread between modes: {hq:.0%} high quality"
+        assert hq >= 0.5 or frame.loc[run, "diagnosis"] == low
 
 
 def test_filter_and_group_by_on_real_runs(outputs: Path, tmp_path: Path) -> None:

@@ -28,7 +28,8 @@ from gansweep.scores import SCORES
 # The summary fields a run was configured with, in column order (the rest are outcomes).
 HYPERPARAMETERS = ("model", "data", "loss", "lr", "lr_g", "lr_d", "batch_size", "beta1", "beta2", "seed", "total_steps")
 # Summary fields that are records of their own: flattened into columns below, or (run_dir) the path.
-NESTED_FIELDS = frozenset({"run_dir", "stop_reason", "scores", "provenance", "last_train", "sweep", "best_checkpoint_scores"})
+NESTED_FIELDS = frozenset({"run_dir", "stop_reason", "scores", "provenance", "last_train", "sweep", "best_checkpoint_scores",
+                           "best_of", "last_checkpoint_scores"})
 # Not a registered score, but the denominator of modes_covered: kept next to the scores.
 MODES_TOTAL = "modes_total"
 # config.yaml keys that say where and how a run executed, not what it learned: never columns.
@@ -110,7 +111,8 @@ def summary_row(summary: RunSummary) -> dict[str, Any]:
     """One run's columns from its summary: hyperparameters, every registered score (blank
     when not scored), the other fields, sweep, trial and the trial a confirmation run
     retrains (``gansweep confirm``), provenance, last training values."""
-    scalars = {f.name: getattr(summary, f.name) for f in dataclasses.fields(RunSummary) if f.name not in NESTED_FIELDS}
+    # the summary's threads is a run setting like config.yaml's: never a column
+    scalars = {f.name: getattr(summary, f.name) for f in dataclasses.fields(RunSummary) if f.name not in NESTED_FIELDS | {"threads"}}
     scalars["status"] = summary.status.value
     row = {key: scalars.pop(key) for key in ("status", *HYPERPARAMETERS)}
     # SCORES is read on every call, so a score added to the registry is a column at once.

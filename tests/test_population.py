@@ -74,7 +74,9 @@ def float64() -> Iterator[None]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("arch, steps", [([], 200), (PRESET, 200), (DCGAN_STABILIZED, 200), (DCGAN_CONDITIONAL_GP, 100)],
+# The conditional WGAN-GP DCGAN amplifies last-bit differences between the solo and the
+# batched kernels by about 1.4x a step (5% apart after 100 steps, measured): 1e-9 holds for 40.
+@pytest.mark.parametrize("arch, steps", [([], 200), (PRESET, 200), (DCGAN_STABILIZED, 200), (DCGAN_CONDITIONAL_GP, 40)],
                          ids=["mlp", "pacgan-preset", "dcgan-stabilized", "dcgan-conditional-gp"])
 def test_members_equal_solo_runs_in_float64(tmp_path: Path, float64: None, arch: list[str], steps: int) -> None:
     cfgs = [config(f"steps={steps}", *arch, *m) for m in MEMBERS]

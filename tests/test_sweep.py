@@ -93,8 +93,10 @@ def test_divergent_region_gives_diverged_trials_and_the_sweep_completes(tmp_path
 def test_median_pruner_prunes_hopeless_trials_and_keeps_their_folders(tmp_path: Path) -> None:
     # Real data with std 0.001 leaves no sample within 3 std of a mode: mixture_tv stays near 1,
     # far above the std-0.5 trials, so the median rule must prune those at its first chance (50%).
-    space = write_space(tmp_path, "params:\n  data.std: choice(0.5, 0.001)\n  seed: range(0, 4)\n")
-    assert sweep(tmp_path, "--trials", "8", "--space", space, "--sampler", "grid", "--name", "prune", *TINY) == 0
+    # The grid's order is drawn per process (the sampler seed mixes in the pid), so six of
+    # each: some hopeless trial comes after three finished ones whose median is better.
+    space = write_space(tmp_path, "params:\n  data.std: choice(0.5, 0.001)\n  seed: range(0, 6)\n")
+    assert sweep(tmp_path, "--trials", "12", "--space", space, "--sampler", "grid", "--name", "prune", *TINY) == 0
     sweep_dir = tmp_path / "sweeps" / "prune"
     frame = trials(sweep_dir)
     pruned = frame[frame["status"] == "pruned"]

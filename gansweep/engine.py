@@ -127,14 +127,6 @@ class Stack:
         for n, t in self.ema_buffers.items():
             t[k].copy_(state[n])
 
-    def copy_member(self, src: int, dst: int) -> None:
-        """Member dst takes member src's weights, EMA and Adam state (data order and noise stay its own)."""
-        with torch.no_grad():
-            for t in (self.g.flat, self.d.flat, self.ema_flat, self.ema_n, *self.g.buffers.values(), *self.d.buffers.values(),
-                      *self.ema_buffers.values(), self.adam_g.exp_avg, self.adam_g.exp_avg_sq, self.adam_g.step,
-                      self.adam_d.exp_avg, self.adam_d.exp_avg_sq, self.adam_d.step):
-                t[dst] = t[src]
-
 
 def _noisy(x: torch.Tensor, sigma: torch.Tensor, key: torch.Tensor, on: bool) -> torch.Tensor:
     """Each member's x plus its own instance noise of std sigma[k] (none when no member has any)."""

@@ -106,9 +106,6 @@ class StackedNet:
         b = {n: t[0] for n, t in self.buffers.items()}
         return functional_call(self.template, (p, b), (x[0], *(c[0] for c in cond))).unsqueeze(0)
 
-    def train(self, mode: bool) -> None:
-        self.template.train(mode)
-
     def member_state(self, k: int, flat: Optional[torch.Tensor] = None, buffers: Optional[Tensors] = None) -> Tensors:
         """Member k's solo state dict (of these rows, or of `flat`/`buffers` of the same layout)."""
         flat = self.flat if flat is None else flat

@@ -101,7 +101,8 @@ def test_a_trial_killed_on_one_machine_is_retried_on_the_other_and_its_folder_se
 
 
 def test_the_dashboard_lists_the_shared_study_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
-    assert _machine(postgres_url, tmp_path / "c", 1).wait(timeout=600) == 0  # the study exists, whichever test ran first
+    # The study exists, whichever test ran first; its base overrides are the first test's.
+    assert _machine(postgres_url, tmp_path / "c", 1, extra=WORKING).wait(timeout=600) == 0
     count = len(optuna.load_study(study_name="shared", storage=with_driver(postgres_url)).trials)
     # The URL with its driver, as README shows it for optuna-dashboard.
     assert dashboard_studies(with_driver(postgres_url))["shared"] == count  # other tests' studies share the server

@@ -148,10 +148,13 @@ def run_sweep(argv: list[str]) -> int:
     sweep_dir = Path(args.dir) / name
     # Workers share the CPU cores through gansweep.threads, like any trainings on one machine.
     trial_overrides = base_overrides + _budget_overrides(base_cfg)
+    base_params = _base_params(space, base_dict)
     plan = TrialPlan(name, sweep_dir, trial_overrides, objectives, prune=args.pruner != "none", early_stop=not args.no_early_stop)
     spec = WorkerSpec(
         plan=plan,
-        study=StudySpec(name, objectives, space_text, base_overrides),
+        # Every sweep measures its starting point first (grid samplers only take full grid points).
+        study=StudySpec(name, objectives, space_text, base_overrides,
+                        first_params=base_params if args.sampler != "grid" or len(base_params) == len(space.params) else None),
         space=space,
         storage_url=args.storage,
         sampler=args.sampler,
@@ -162,12 +165,6 @@ def run_sweep(argv: list[str]) -> int:
         population=args.population,
     )
     study = connect(spec)
-    base_params = _base_params(space, base_dict)
-    # Every sweep measures its starting point first (grid samplers only take full grid points).
-    if not study.get_trials(deepcopy=False) and (args.sampler != "grid" or len(base_params) == len(space.params)):
-        # skip_if_exists: another machine starting the same sweep at this instant may have
-        # enqueued it since get_trials; one base trial, not two of the same parameters.
-        study.enqueue_trial(base_params, user_attrs={"base_config": True}, skip_if_exists=True)
 
     console.print(f"sweep {name}: {args.trials} trials of {base_cfg.model.name} on {base_cfg.data.name}, "
                   f"objective {','.join(objectives)}, {args.workers} worker(s)"

@@ -169,15 +169,20 @@ class StudySpec:
     objectives: list[str]
     space_text: str
     base_overrides: list[str]
+    # Enqueued by the machine that creates the study, and only by it: two machines that
+    # start at one instant would each see an empty study and measure the base config twice.
+    first_params: Optional[dict[str, Any]] = None
 
 
 def open_study(spec: StudySpec, storage: Any, sampler: optuna.samplers.BaseSampler, pruner: optuna.pruners.BasePruner) -> optuna.Study:
     """Create the study, or load it and check it is the same sweep."""
     directions = [direction(o).value for o in spec.objectives]
-    study = optuna.create_study(
-        study_name=spec.name, storage=storage, sampler=sampler, pruner=pruner,
-        directions=directions, load_if_exists=True,
-    )
+    try:
+        study = optuna.create_study(study_name=spec.name, storage=storage, sampler=sampler, pruner=pruner, directions=directions)
+        if spec.first_params is not None:
+            study.enqueue_trial(spec.first_params, user_attrs={"base_config": True})
+    except optuna.exceptions.DuplicatedStudyError:
+        study = optuna.load_study(study_name=spec.name, storage=storage, sampler=sampler, pruner=pruner)
     identity = (("objectives", spec.objectives), ("space", spec.space_text), ("base_overrides", spec.base_overrides))
     # A key not yet stored is written, not compared: another machine that created the same
     # study at the same instant may be writing its keys one by one right now.

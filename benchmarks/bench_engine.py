@@ -1,6 +1,6 @@
 """The stacked engine on the CPU: ops per step, host overhead, and trials per hour.
 
-    python benchmarks/bench_engine.py [--quick] [--old REV]
+    python benchmarks/bench_engine.py [--quick] [--old REV] [--part N ...]
 
 1. ATen ops of one training step (gansweep.opcount) for K = 1, 4, 16 and 64 members:
    grid25 MLP and DCGAN on mnist5k at 32 px, default sizes.
@@ -8,12 +8,14 @@
    tiny nets (MLP hidden 8; DCGAN ngf = ndf = 4) at K = 16 against K = 1.
 3. The solo step against the engine before this one (--old, a git revision, checked out
    in a temporary worktree): images per second of the same `gansweep train` in both.
-4. Whole sweeps, side work included, one trial at a time against one population: 16
+4. Side work: the share of a 16-member population's wall time at 1,500 steps spent
+   outside the step (log lines, sample pictures, evaluations, curves, checkpoints).
+5. Whole sweeps, side work included, one trial at a time against one population: 16
    tiny-MLP ring8 trials of 1,000 steps, 8 tiny-DCGAN mnist5k trials of 200 steps, 16
    grid25 MLP trials of 1,500 steps, 16 DCGAN mnist5k trials of one epoch.
 
 Prints markdown; every ratio is against a reference measured in the same run, one
-thread, nothing else running. --quick shrinks part 4 to a smoke run.
+thread, nothing else running. --quick shrinks parts 4 and 5 to a smoke run.
 """
 
 from __future__ import annotations
@@ -94,6 +96,46 @@ def solo_table(root: Path, old: str) -> list[str]:
         subprocess.run(["git", "worktree", "remove", "--force", str(worktree)], check=True)
 
 
+SIDE_WORK = ("write_log_line", "save_samples", "evaluate", "draw_curves", "save_checkpoint")
+
+
+def side_work_table(root: Path, quick: bool) -> list[str]:
+    """Wall time of a population of 16 as training runs it (every member's side work on
+    its own schedule), split into the steps and each kind of side work."""
+    lines = ["| population of 16, 1,500 steps | wall | steps | side work | share | " + " / ".join(SIDE_WORK) + " |",
+             "|---|---|---|---|---|---|"]
+    steps = 60 if quick else 1500
+    for label, model in (("tiny MLP ring8", [*TINY_MLP, "data=ring8"]), ("grid25 MLP 3x256", MLP)):
+        cfgs = [to_train_config(compose_config([*model, f"steps={steps}", "threads=1", f"seed={i}", f"lr={1e-4 * (1 + i % 7)}"]))
+                for i in range(16)]
+        pop = population_of(cfgs, root / f"side_{model[-1]}")
+        spent = dict.fromkeys(SIDE_WORK, 0.0)
+        for m in pop.members:
+            for name in SIDE_WORK:
+                setattr(m, name, _timed(getattr(m, name), name, spent))
+        in_steps = in_side = 0.0
+        for _ in range(steps):
+            t0 = time.perf_counter()
+            pop.step()
+            t1 = time.perf_counter()
+            pop.periodic()
+            in_steps, in_side = in_steps + t1 - t0, in_side + time.perf_counter() - t1
+        wall = in_steps + in_side
+        parts = " / ".join(f"{spent[n]:.1f}" for n in SIDE_WORK)
+        lines.append(f"| {label} | {wall:.1f} s | {in_steps:.1f} s | {in_side:.1f} s | {in_side / wall:.0%} | {parts} s |")
+    return lines
+
+
+def _timed(fn, name: str, spent: dict[str, float]):
+    def wrapper(*args, **kwargs):
+        t = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            spent[name] += time.perf_counter() - t
+    return wrapper
+
+
 def sweep_s(root: Path, name: str, model: list[str], trials: int, flags: list[str]) -> float:
     space = root / "space.yaml"
     space.write_text(SPACE)
@@ -123,17 +165,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run: small sweeps, no comparison with --old")
     parser.add_argument("--old", default="5d332c2", help="the revision whose solo step is the reference (default: the engine before)")
+    parser.add_argument("--part", type=int, action="append", choices=range(1, 6), help="run only this part (repeatable)")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    sections = {1: ("ATen ops per training step", ops_table), 2: ("Host overhead: tiny nets, one thread", overhead_table),
+                3: (f"Solo runs against {args.old}", lambda r: solo_table(r, args.old)),
+                4: ("Side work of a population", lambda r: side_work_table(r, args.quick)),
+                5: ("Whole sweeps, side work included", lambda r: sweeps_table(r, args.quick))}
+    chosen = args.part or [p for p in sections if not (args.quick and p == 3)]
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        sections = [("ATen ops per training step", ops_table), ("Host overhead: tiny nets, one thread", overhead_table)]
-        if not args.quick:
-            sections.append((f"Solo runs against {args.old}", lambda r: solo_table(r, args.old)))
-        sections.append(("Whole sweeps, side work included", lambda r: sweeps_table(r, args.quick)))
-        for title, part in sections:
+        for p in chosen:
+            title, part = sections[p]
             print(f"\n**{title}**\n", flush=True)
-            print("\n".join(part(root)), flush=True)
+            print("\n".join(part(Path(tmp))), flush=True)
 
 
 if __name__ == "__main__":

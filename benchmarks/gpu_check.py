@@ -60,7 +60,7 @@ class Sizes:
 
 FULL = Sizes((), 200, ((64, 64, 64), (32, 64, 64)), 600, 200, 3, (16, 64), 4, 8, (1, 16, 64), 150)
 TINY = Sizes(("steps=20", "eval.enabled=false", "model.ngf=4", "model.ndf=4"), 4, ((32, 4, 8),), 20, 6, 1, (2,), 2, 2, (1, 2), 120,
-             ("model.hidden=8",), ("model.ngf=4", "model.ndf=4"))
+             ("model.hidden=8", "eval.mixture_samples=500"), ("model.ngf=4", "model.ndf=4", "eval.n_samples=500", "eval.interim_samples=200"))
 GRID_SPACE = "params:\n  lr: tag(log, interval(1e-4, 2e-3))\n  beta1: interval(0.0, 0.9)\n"
 MLP = ["model=mlp", "data=grid25", "eval.mixture_samples=2500"]
 DCGAN = ["model=dcgan", "data=mnist5k", "model.conditional=false"]

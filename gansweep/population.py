@@ -242,18 +242,24 @@ def train_population(
 ) -> None:
     """Train the members together until all are done; each result goes to on_done as its run
     ends. While fewer than `size` (default: len(specs)) members train, refill() is asked for
-    another; it returns None when it has none. Every spec must share one ``shape_key``.
+    another; it returns None when it has none.
 
-    A Ctrl-C (or SIGTERM) checkpoints every member, records it interrupted and re-raises
-    KeyboardInterrupt. stacked=True runs even one member in the stacked form (tests)."""
+    Members of one ``shape_key`` form one stack; members of other shapes (a sweep's other
+    batch sizes) form stacks of their own, stepped in turn, so no trial waits for a
+    population of its shape. A Ctrl-C (or SIGTERM) checkpoints every member, records it
+    interrupted and re-raises KeyboardInterrupt. stacked=True runs even one member in the
+    stacked form (tests)."""
     size = size or len(specs)
     device = pick_device(specs[0].cfg.device)
     share = ThreadShare(threads) if device.type == "cpu" else None
     n_threads, note = set_threads(threads, share)
     if note and not quiet:
         console.print(note)
-    pop = Population(device, stacked)
+    groups: dict[str, Population] = {}  # by shape_key
     pending = list(specs)
+
+    def training() -> int:
+        return sum(len(pop.members) for pop in groups.values())
 
     def admit(spec: MemberSpec) -> None:
         try:
@@ -262,11 +268,11 @@ def train_population(
                 m.finish(None)
                 on_done(MemberResult(spec, m.summary))
                 return
-            pop.admit(m)
+            groups.setdefault(shape_key(m.cfg), Population(device, stacked)).admit(m)
         except Exception as exc:  # a member that cannot start never stops the others
             on_done(MemberResult(spec, RunFolder(spec.run_dir).read_summary(), exc))
 
-    def end(k: int, exc: Optional[BaseException]) -> None:
+    def end(pop: Population, k: int, exc: Optional[BaseException]) -> None:
         m = pop.members[k]
         if m.ended:  # on_done raised for it (a full disk): the population ends, it is on record already
             return
@@ -276,30 +282,36 @@ def train_population(
         m.finish(reason)
         on_done(MemberResult(m.spec, m.summary, exc if reason is not None and reason.kind is StopKind.failed else None))
 
+    def end_all(exc: BaseException) -> None:
+        for pop in groups.values():
+            for k in range(len(pop.members)):
+                end(pop, k, exc)
+
     try:
         with stop_on_signal() as caught, share if share is not None else nullcontext():
             while True:
-                while pending and len(pop.members) < size:
+                while pending and training() < size:
                     admit(pending.pop(0))
-                while refill is not None and len(pop.members) < size:
+                while refill is not None and training() < size:
                     spec = refill()
                     if spec is None:
                         break
                     admit(spec)
-                if not pop.members:
+                for key in [key for key, pop in groups.items() if not pop.members]:
+                    del groups[key]
+                if not groups:
                     return
                 if caught:
                     raise KeyboardInterrupt
-                pop.step()
-                ended = pop.periodic()
-                for k in sorted(ended):
-                    end(k, ended[k])
-                if ended:
-                    pop.drop(list(ended))
+                for pop in list(groups.values()):
+                    pop.step()
+                    ended = pop.periodic()
+                    for k in sorted(ended):
+                        end(pop, k, ended[k])
+                    if ended:
+                        pop.drop(list(ended))
     except KeyboardInterrupt as exc:
-        for k in range(len(pop.members)):
-            end(k, exc)
+        end_all(exc)
         raise
     except Exception as exc:  # a fault of the population ends its members as failed, each on record
-        for k in range(len(pop.members)):
-            end(k, exc)
+        end_all(exc)

@@ -102,6 +102,24 @@ def test_members_equal_solo_runs_in_float32_for_50_steps(tmp_path: Path, arch: l
         assert max_relative(losses(tmp_path / f"solo{i}"), losses(tmp_path / f"pop{i}")) < 1e-5
 
 
+def test_members_of_two_shapes_train_at_once_in_two_stacks_each_equal_to_its_solo_run(tmp_path: Path, float64: None) -> None:
+    """A sweep's batch sizes are different shapes: they step as stacks of their own in one
+    worker, at once, rather than wait for a population of their own shape."""
+    cfgs = [config("steps=60", *m, f"batch_size={b}") for m, b in zip(MEMBERS, (20, 32, 20))]
+    for i, cfg in enumerate(cfgs):
+        train(cfg, tmp_path / f"solo{i}", quiet=True)
+    steps_when_others_ended: list[int] = []
+
+    def done(result: MemberResult) -> None:
+        steps_when_others_ended.append(result.summary.steps)
+
+    train_population([MemberSpec(cfg, tmp_path / f"pop{i}") for i, cfg in enumerate(cfgs)], on_done=done)
+    assert steps_when_others_ended == [60, 60, 60]  # all three trained together to the end
+    assert shape_key(cfgs[0]) == shape_key(cfgs[2]) != shape_key(cfgs[1])
+    for i in range(3):
+        assert max_relative(losses(tmp_path / f"solo{i}"), losses(tmp_path / f"pop{i}")) < 1e-9
+
+
 def test_a_diverging_member_leaves_the_others_unchanged(tmp_path: Path) -> None:
     clean = [config("steps=120", *m) for m in MEMBERS]
     poisoned = list(clean)

@@ -24,7 +24,7 @@ from optuna.trial import TrialState
 
 from gansweep.errors import EXIT_INTERRUPTED, ConfigError, GansweepError, os_error_line
 from gansweep.progress import err_console
-from gansweep.rundir import Status, StopKind, StopReason
+from gansweep.rundir import Status
 from gansweep.sweep.space import SearchSpace
 from gansweep.sweep.study import (
     Heartbeat,
@@ -39,7 +39,7 @@ from gansweep.sweep.study import (
     retry_stale_trials,
     running_trials,
 )
-from gansweep.population import MemberResult, MemberSpec, shape_key, train_population
+from gansweep.population import MemberResult, MemberSpec, train_population
 from gansweep.sweep.trial import (
     TrialOutcome, TrialPlan, TrialRun, conclude_trial, prepare_trial, settle_abandoned_folders, train_alone, trial_dir,
 )
@@ -131,13 +131,12 @@ def _why_no_trial(spec: WorkerSpec) -> str:
 # --population K: trials trained K at a time ---------------------------------------------
 #
 # The worker asks Optuna for trials one by one (TPE's constant liar keeps pending ones
-# apart) and trains those of one shape together (gansweep.population). Shape means
-# everything but the per-member keys (population.MEMBER_KEYS): a population of the
-# default space, which searches batch_size, holds the trials of one batch size, and a
-# trial of another shape waits, held, until the running population ends. A member that
-# ends (completed, stopped early, pruned, diverged) is told to Optuna at once and its
-# slot takes the next trial of the same shape. Every model family, loss and stabilizer
-# stacks (gansweep.engine).
+# apart) and trains up to K at once (gansweep.population). Trials of one shape (everything
+# but the per-member keys, population.MEMBER_KEYS; the default space's batch sizes are four
+# shapes) share one stack; the stacks of different shapes step in turn in this worker. A
+# member that ends (completed, stopped early, pruned, diverged) is told to Optuna at once
+# and its slot takes the next trial, whatever its shape. Every model family, loss and
+# stabilizer stacks (gansweep.engine).
 
 
 class _Trials:
@@ -146,12 +145,7 @@ class _Trials:
     def __init__(self, spec: WorkerSpec, study: optuna.Study, on_outcome: Optional[Callable[[TrialOutcome], None]]):
         self.spec, self.study, self.on_outcome = spec, study, on_outcome
         self.beats: dict[int, Heartbeat] = {}
-        self.held: list[TrialRun] = []  # prepared, waiting for a population of their shape
         self.interrupted = False
-
-    def take(self) -> Optional[TrialRun]:
-        """A held trial, else the next new one; None when the sweep has enough."""
-        return self.held.pop(0) if self.held else self.take_new()
 
     def take_new(self) -> Optional[TrialRun]:
         """The next new trial, prepared; None when the sweep has enough."""
@@ -183,14 +177,6 @@ class _Trials:
         if self.on_outcome:
             self.on_outcome(outcome)
 
-    def release_held(self) -> None:
-        """Give the trials that never started back to the study, to be asked again."""
-        for prepared in self.held:
-            prepared.trial.set_user_attr("status", Status.interrupted.value)
-            prepared.trial.set_user_attr("stop_reason", StopReason(StopKind.interrupted, 0, "not started before the sweep was stopped").to_json())
-            self.tell(TrialOutcome(prepared.trial.number, Status.interrupted, params=dict(prepared.trial.params)), prepared.trial)
-        self.held = []
-
 
 def _member(prepared: TrialRun) -> MemberSpec:
     assert prepared.cfg is not None and prepared.hooks is not None
@@ -207,37 +193,19 @@ def run_population_worker(spec: WorkerSpec, on_outcome: Optional[Callable[[Trial
         prepared: TrialRun = result.spec.tag
         trials.tell(conclude_trial(plan, prepared, result.summary, result.error), prepared.trial)
 
+    def refill() -> Optional[MemberSpec]:
+        if trials.interrupted:
+            return None
+        prepared = trials.take_new()
+        return None if prepared is None else _member(prepared)
+
     try:
-        while True:
-            first = trials.take()
-            if first is None:
-                break
-            assert first.cfg is not None
-            key = shape_key(first.cfg)
-
-            def refill(key: str = key) -> Optional[MemberSpec]:
-                same = next((p for p in trials.held if shape_key(p.cfg) == key), None)
-                if same is not None:
-                    trials.held.remove(same)
-                    return _member(same)
-                while len(trials.held) < spec.population:  # hold at most one population's worth
-                    prepared = trials.take_new()
-                    if prepared is None:
-                        return None
-                    if prepared.cfg is not None and shape_key(prepared.cfg) == key:
-                        return _member(prepared)
-                    trials.held.append(prepared)
-                return None
-
+        first = trials.take_new()
+        if first is not None:
             train_population([_member(first)], on_done=done, refill=refill, size=spec.population)
-            if trials.interrupted:
-                break
     except KeyboardInterrupt:
         trials.interrupted = True
-    if trials.interrupted:
-        trials.release_held()
-        return "interrupted"
-    return _why_no_trial(spec)
+    return "interrupted" if trials.interrupted else _why_no_trial(spec)
 
 
 def _die_with_parent() -> None:

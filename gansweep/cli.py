@@ -21,6 +21,7 @@ commands:
   sweep    search hyperparameters with Optuna (gansweep sweep --help)
   eval     score a run folder's checkpoint again (gansweep eval --help)
   confirm  retrain a sweep's best trials with new seeds (gansweep confirm --help)
+  pbt      population-based training: members copy the best and perturb lr and betas (gansweep pbt --help)
   report   compare run folders (gansweep report --help)
 """
 
@@ -48,6 +49,12 @@ def _confirm(argv: list[str]) -> int:
     from gansweep.confirm import run_confirm
 
     return run_confirm(argv)
+
+
+def _pbt(argv: list[str]) -> int:
+    from gansweep.pbt_command import run_pbt
+
+    return run_pbt(argv)
 
 
 def _report(argv: list[str]) -> int:
@@ -80,7 +87,7 @@ def _complete(argv: list[str]) -> int:
 
 
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
-    "train": _train, "sweep": _sweep, "eval": _eval, "confirm": _confirm, "report": _report,
+    "train": _train, "sweep": _sweep, "eval": _eval, "confirm": _confirm, "pbt": _pbt, "report": _report,
 }
 
 

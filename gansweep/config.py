@@ -257,6 +257,22 @@ class StabilizeConfig:
         _require(0 <= self.ema < 1, "stabilize.ema", self.ema, "must be in [0, 1) (0 = off), e.g. 0.999")
 
 
+SCHEDULED = ("lr_g", "lr_d", "beta1", "beta2")  # the keys a schedule may change mid-run
+
+
+@dataclass
+class ScheduleStep:
+    """After `step` generator updates, these values for the updates that follow (null:
+    unchanged). `gansweep pbt` writes its best member's history as a schedule, which
+    `gansweep train` replays from scratch."""
+
+    step: int = 1
+    lr_g: Optional[float] = None
+    lr_d: Optional[float] = None
+    beta1: Optional[float] = None
+    beta2: Optional[float] = None
+
+
 @dataclass
 class TrainConfig:
     model: Any = None  # DCGANConfig or MLPConfig, chosen by the model group
@@ -273,6 +289,8 @@ class TrainConfig:
     lr_g: float = "${lr}"  # type: ignore[assignment]  # generator lr; follows lr unless set
     lr_d: float = "${lr}"  # type: ignore[assignment]  # discriminator lr; follows lr unless set
     lr_decay: LrDecay = LrDecay.none
+    # Piecewise-constant changes to lr_g, lr_d, beta1, beta2 by step (lr_decay still applies on top).
+    schedule: list[ScheduleStep] = field(default_factory=list)
 
     # Budget: steps wins over images, images over epochs.
     steps: Optional[int] = None  # generator updates
@@ -296,6 +314,16 @@ class TrainConfig:
             value = getattr(self, key)
             _require(math.isfinite(value) and value > 0, key, value, "must be a positive number, e.g. 2e-4")
         _require(self.batch_size >= 1, "batch_size", self.batch_size, "must be an integer >= 1, e.g. 64")
+        for i, change in enumerate(self.schedule):
+            where = f"schedule[{i}]"
+            _require(change.step >= 1 and (i == 0 or change.step > self.schedule[i - 1].step), f"{where}.step", change.step,
+                     "must be >= 1 and larger than the step before it")
+            for key in ("lr_g", "lr_d"):
+                value = getattr(change, key)
+                _require(value is None or (math.isfinite(value) and value > 0), f"{where}.{key}", value, "must be a positive number or null")
+            for key in ("beta1", "beta2"):
+                value = getattr(change, key)
+                _require(value is None or 0 <= value < 1, f"{where}.{key}", value, "must be in [0, 1) or null")
         for key in ("beta1", "beta2"):
             value = getattr(self, key)
             _require(0 <= value < 1, key, value, "must be in [0, 1), e.g. 0.5")

@@ -118,6 +118,15 @@ class Stack:
             torch.cat([self.steps, other.steps]), torch.cat([self.window_start, other.window_start]),
         )
 
+    @torch.no_grad()
+    def copy_member(self, dst: int, src: int) -> None:
+        """Member dst takes member src's networks, Adam moments and EMA (population-based
+        training's exploit); its data order, noise keys and knobs stay its own."""
+        rows = [self.g.flat, self.d.flat, *self.g.buffers.values(), *self.d.buffers.values(), self.ema_flat, *self.ema_buffers.values(),
+                self.ema_n, *(t for a in (self.adam_g, self.adam_d) for t in (a.exp_avg, a.exp_avg_sq, a.step))]
+        for t in rows:
+            t[dst] = t[src]
+
     def ema_state(self, k: int) -> dict[str, torch.Tensor]:
         """Member k's EMA of G as a solo state dict."""
         return self.g.member_state(k, self.ema_flat, self.ema_buffers)

@@ -21,13 +21,14 @@ import torch
 from torch import nn
 
 from gansweep import noise
-from gansweep.config import LrDecay, TrainConfig, to_yaml
+from gansweep.config import SCHEDULED, LrDecay, TrainConfig, to_yaml
 from gansweep.curves import save_run_curves
 from gansweep.data import Dataset, load_dataset
 from gansweep.devices import device_label
 from gansweep.engine import STATS, Stack
 from gansweep.errors import CheckpointError, DataError, DivergedError
 from gansweep.events import EventWriter, require_tensorboard
+from gansweep.lineage import PBT_LINEAGE
 from gansweep.models import build_models, conditioning, memory_layout
 from gansweep.progress import ProgressDisplay
 from gansweep.rundir import RunFolder, RunSummary, Status, StopKind, StopReason, SweepMembership, now_iso
@@ -182,6 +183,8 @@ class Member:
         self.ended = False
         self.restored: Optional[dict[str, Any]] = None
         self.at, self.summary, self.config_sha = self._open()
+        self.changes = {change.step for change in cfg.schedule}
+        self.hparams = self.hparams_at(self.at.step)  # lr_g, lr_d, beta1, beta2 now
         self.joined = self.log_since = time.monotonic()
         self.curves_at = -math.inf  # when curves.png was last drawn
         self.progress = ProgressDisplay(self.total, self.at.step, f"{cfg.model.name} on {self.data.name}", quiet=quiet)
@@ -193,6 +196,9 @@ class Member:
         spec, cfg, run = self.spec, self.cfg, self.run
         config_yaml = run.config_path.read_text() if spec.resume else to_yaml(cfg)
         sha = config_sha256(config_yaml)
+        if spec.resume and (run.path / PBT_LINEAGE).exists():
+            raise CheckpointError(f"{run.path}: a member of population-based training, whose weights and hyperparameters changed "
+                                  f"mid-run as {PBT_LINEAGE} records; replay its history from scratch with the PBT folder's best.yaml")
         if spec.resume:
             # config.yaml as gansweep wrote it reads back to the same text; a cut or hand-edited one does not
             as_written = config_yaml == to_yaml(cfg)
@@ -242,13 +248,23 @@ class Member:
     # What the step needs of the member.
 
     def knobs(self) -> dict[str, float]:
-        c, st = self.cfg, self.cfg.stabilize
-        return {"beta1": c.beta1, "beta2": c.beta2, "clip_g": st.clip_g, "clip_d": st.clip_d, "ema": st.ema, "real_label": st.real_label}
+        st = self.cfg.stabilize
+        return {**self.hparams, "clip_g": st.clip_g, "clip_d": st.clip_d, "ema": st.ema, "real_label": st.real_label}
+
+    def hparams_at(self, step: int) -> dict[str, float]:
+        """lr_g, lr_d (before decay), beta1 and beta2 at `step`: the config's, changed by its schedule."""
+        cfg = self.cfg
+        values = {key: float(getattr(cfg, key)) for key in SCHEDULED}
+        for change in cfg.schedule:
+            if change.step > step:
+                break
+            values.update({key: float(getattr(change, key)) for key in SCHEDULED if getattr(change, key) is not None})
+        return values
 
     def host_lr(self) -> tuple[float, float]:
         """This step's lr_g and lr_d (with decay), as numbers (the CPU's per-member Adam)."""
         f = lr_factor(self.at.step, self.total, self.cfg.lr_decay)
-        return self.cfg.lr_g * f, self.cfg.lr_d * f
+        return self.hparams["lr_g"] * f, self.hparams["lr_d"] * f
 
     def load_into(self, stack: Stack, k: int) -> None:
         """A resumed member's checkpoint into row k of a stack that holds its fresh state."""
@@ -269,9 +285,14 @@ class Member:
 
     # The step's results.
 
-    def after_step(self, images: int) -> None:
+    def after_step(self, images: int) -> bool:
+        """Count the step; True when the hyperparameters change from the next step on (a schedule's step)."""
         self.at.step += 1
         self.at.images_seen += images
+        if self.at.step not in self.changes:
+            return False
+        self.hparams = self.hparams_at(self.at.step)
+        return True
 
     def log_due(self) -> bool:
         return self.when.due(self.at.step, self.when.log_every)
@@ -284,10 +305,11 @@ class Member:
         norms = window[-1, 4:].tolist()
         now = time.monotonic()
         f = lr_factor(at.step, self.total, cfg.lr_decay)
+        lr_g, lr_d = self.hparams["lr_g"], self.hparams["lr_d"]
         row = {
             "kind": "train", "step": at.step, "epoch": at.images_seen / len(self.data), "images_seen": at.images_seen,
             **dict(zip(STATS[:4], mean)), "grad_norm_d": norms[0], "grad_norm_g": norms[1],
-            "lr": cfg.lr * f, "lr_g": cfg.lr_g * f, "lr_d": cfg.lr_d * f,
+            "lr": (lr_g if lr_g == lr_d else cfg.lr) * f, "lr_g": lr_g * f, "lr_d": lr_d * f,
             "images_per_s": len(window) * self.batch_size * cfg.loss.n_critic / max(now - self.log_since, 1e-9),
             "time_s": self.wall(),
         }

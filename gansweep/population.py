@@ -38,7 +38,7 @@ from gansweep.threads import ThreadShare, set_threads
 # Keys that may differ between the members of one population: none of them changes a
 # tensor's shape or the order of the step's operations (d_dropout only while it stays on).
 MEMBER_KEYS = (
-    "lr", "lr_g", "lr_d", "beta1", "beta2", "lr_decay", "seed", "threads", "resume", "overwrite",
+    "lr", "lr_g", "lr_d", "beta1", "beta2", "lr_decay", "schedule", "seed", "threads", "resume", "overwrite",
     "log_every", "eval_every", "sample_every", "checkpoint_every", "steps", "images", "epochs", "tensorboard",
     "stabilize.real_label", "stabilize.instance_noise", "stabilize.clip_g", "stabilize.clip_d", "stabilize.ema",
     "stabilize.d_dropout", "eval",
@@ -77,7 +77,7 @@ def _stack_of(m: Member, device: torch.device) -> Stack:
     keys = torch.tensor([m.key], dtype=torch.int64, device=device)
     cfg = m.cfg
     knobs = Knobs(col(kn["beta1"]), col(kn["beta2"]), col(kn["clip_g"])[0], col(kn["clip_d"])[0], col(kn["ema"]), col(kn["real_label"]),
-                  keys, torch.tensor([[cfg.lr_g, cfg.lr_d]], dtype=dtype, device=device), col(float(DECAYS.index(cfg.lr_decay.value))),
+                  keys, torch.tensor([[kn["lr_g"], kn["lr_d"]]], dtype=dtype, device=device), col(float(DECAYS.index(cfg.lr_decay.value))),
                   col(float(max(1, m.total))), col(cfg.stabilize.instance_noise), [(kn["beta1"], kn["beta2"])])
     shared = m.data.name not in SEEDED_DATA
     samples = m.data.samples.to(device, dtype=dtype).contiguous(memory_format=m.layout)
@@ -159,8 +159,16 @@ class Population:
         at = torch.arange(len(ms), device=self.device) * width + stack.steps - stack.window_start
         self.hist.view(-1, len(STATS)).index_copy_(0, at, stats.detach())
         stack.steps.add_(1)
-        for m in ms:
-            m.after_step(stack.batches.batch_size * self.spec.n_critic)
+        for k, m in enumerate(ms):
+            if m.after_step(stack.batches.batch_size * self.spec.n_critic):
+                self.set_hparams(k, m.hparams)
+
+    def set_hparams(self, k: int, values: dict[str, float]) -> None:
+        """Member k's lr_g, lr_d (before decay), beta1 and beta2 from its next step on."""
+        kn = self.stack.knobs  # type: ignore[union-attr]
+        kn.lr[k, 0], kn.lr[k, 1] = values["lr_g"], values["lr_d"]
+        kn.beta1[k, 0], kn.beta2[k, 0] = values["beta1"], values["beta2"]
+        kn.betas_host[k] = (values["beta1"], values["beta2"])
 
     def advance(self, steps: int) -> None:
         """`steps` steps with their log lines and side work, as training runs them (benchmarks)."""
@@ -203,6 +211,19 @@ class Population:
         """Member k's checkpoint now, with its open window (stopped early: keep where it got)."""
         window = self.windows()[k]
         self.members[k].save_checkpoint(self.stack, k, window)
+
+
+def end_member(pop: Population, k: int, exc: Optional[BaseException], on_done: Callable[[MemberResult], None]) -> None:
+    """Record how member k's run ended (exc None: its budget is done), with a checkpoint
+    where it stopped early, and hand its result to on_done."""
+    m = pop.members[k]
+    if m.ended:  # on_done raised for it (a full disk): the population ends, it is on record already
+        return
+    reason = stop_reason_of(exc, m.at.step, m.run.path) if exc is not None else None
+    if reason is not None and reason.kind not in (StopKind.diverged, StopKind.failed):
+        pop.save(k)
+    m.finish(reason)
+    on_done(MemberResult(m.spec, m.summary, exc if reason is not None and reason.kind is StopKind.failed else None))
 
 
 @contextmanager
@@ -272,20 +293,10 @@ def train_population(
         except Exception as exc:  # a member that cannot start never stops the others
             on_done(MemberResult(spec, RunFolder(spec.run_dir).read_summary(), exc))
 
-    def end(pop: Population, k: int, exc: Optional[BaseException]) -> None:
-        m = pop.members[k]
-        if m.ended:  # on_done raised for it (a full disk): the population ends, it is on record already
-            return
-        reason = stop_reason_of(exc, m.at.step, m.run.path) if exc is not None else None
-        if reason is not None and reason.kind not in (StopKind.diverged, StopKind.failed):
-            pop.save(k)
-        m.finish(reason)
-        on_done(MemberResult(m.spec, m.summary, exc if reason is not None and reason.kind is StopKind.failed else None))
-
     def end_all(exc: BaseException) -> None:
         for pop in groups.values():
             for k in range(len(pop.members)):
-                end(pop, k, exc)
+                end_member(pop, k, exc, on_done)
 
     try:
         with stop_on_signal() as caught, share if share is not None else nullcontext():
@@ -307,7 +318,7 @@ def train_population(
                     pop.step()
                     ended = pop.periodic()
                     for k in sorted(ended):
-                        end(pop, k, ended[k])
+                        end_member(pop, k, ended[k], on_done)
                     if ended:
                         pop.drop(list(ended))
     except KeyboardInterrupt as exc:

@@ -8,6 +8,7 @@ them into its folder through ``sweep_plots`` too (gansweep/sweep/outputs.py).
 from __future__ import annotations
 
 import io
+import json
 import math
 import re
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from gansweep.errors import RunFolderError
+from gansweep.lineage import PBT_LINEAGE, History, lineage_png
 from gansweep.report.sweeps import (
     SweepTrials,
     best_so_far,
@@ -95,6 +97,29 @@ def make_plots(runs: pd.DataFrame, sweeps: list[SweepTrials], config_columns: li
         plots.append(score_vs_hyperparameter(runs, key, scores))
     for sweep in sweeps:
         plots += sweep_plots(sweep)
+    return plots + lineage_plots(runs, sort_key)
+
+
+def lineage_plots(runs: pd.DataFrame, sort_key: str | None) -> list[Plot]:
+    """Per population-based training run among ``runs``: its members' hyperparameters by
+    step, coloured by their score (the sort key, else the PBT's objective)."""
+    plots = []
+    members = [(row, Path(row["path"]) / PBT_LINEAGE) for row in runs.to_dict("records")]
+    by_pbt: dict[str, list[tuple[dict, Path]]] = {}
+    for row, path in members:
+        if path.is_file():
+            by_pbt.setdefault(str(row.get("sweep")), []).append((row, path))
+    for name, rows in by_pbt.items():
+        summary = RunFolder(Path(rows[0][0]["path"])).read_summary()
+        objective = sort_key or (summary.sweep.objectives[0] if summary and summary.sweep and summary.sweep.objectives else None)
+        if objective is None:
+            continue
+        records = [(row, json.loads(path.read_text())) for row, path in rows]
+        histories = {rec["member"]: History.from_record(rec) for _, rec in records}
+        scores = {rec["member"]: row.get(objective) for row, rec in records}
+        total = summary.total_steps if summary is not None else max(h.steps[-1][0] for h in histories.values()) + 1
+        png = lineage_png(histories, scores, objective, total, f"pbt {name}")
+        plots.append(Plot(f"lineage_{name}", f"PBT {name}: each member's hyperparameters by step, coloured by {objective}", png, wide=True))
     return plots
 
 

@@ -119,8 +119,11 @@ def write_plots(study: optuna.Study, sweep_dir: Path, objectives: list[str]) -> 
     return notes
 
 
-def write_outputs(study: optuna.Study, sweep_dir: Path, sweep_name: str, objectives: list[str], plots: bool = True) -> dict[str, Any]:
+def write_outputs(study: optuna.Study, sweep_dir: Path, sweep_name: str, objectives: list[str], plots: bool = True,
+                  config_from_study: bool = False) -> dict[str, Any]:
     """Write trials.csv, best.yaml and the plots; return the facts the closing summary prints.
+    config_from_study: best.yaml is the study's config of the trial, not its folder's
+    (population-based training stores the replay, schedule and all, there).
 
     Without a best trial (none completed, or none draws a working generator) there is no
     best.yaml: one left by an earlier run of the sweep is removed, since it would name a
@@ -133,7 +136,7 @@ def write_outputs(study: optuna.Study, sweep_dir: Path, sweep_name: str, objecti
     best_yaml = sweep_dir / "best.yaml"
     if best is not None:
         # The trial's folder may be on another machine; the study holds its config too.
-        stored = RunFolder(trial_dir(sweep_dir, best.number)).read_config() or best.user_attrs.get("config")
+        stored = (None if config_from_study else RunFolder(trial_dir(sweep_dir, best.number)).read_config()) or best.user_attrs.get("config")
         if stored:
             write_text_atomic(best_yaml, best_yaml_text(stored, best, sweep_dir, sweep_name, objectives))
         else:

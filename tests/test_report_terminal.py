@@ -81,16 +81,19 @@ def test_run_settings_get_no_plot_panel_even_when_they_vary(outputs: Path, tmp_p
 @pytest.mark.parametrize("columns", [80, 120, 200])
 def test_in_a_real_terminal_of_tmux_the_table_fits_and_keeps_what_matters(outputs: Path, columns: int) -> None:
     session = f"gansweep-test-{os.getpid()}-{columns}"
+    # A server of its own (-L): a new session sent to a server that is exiting after the
+    # previous test's kill fails with exit status 1.
+    tmux = ["tmux", "-L", session, "-f", "/dev/null"]
     command = f"env -u COLUMNS -u TTY_COMPATIBLE OMP_NUM_THREADS=1 {sys.executable} -m gansweep report {outputs}; sleep 30"
-    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", str(columns), "-y", "60", command], check=True)
+    subprocess.run([*tmux, "new-session", "-d", "-s", session, "-x", str(columns), "-y", "60", command], check=True)
     try:
         screen = ""
         for _ in range(300):  # the report imports pandas and rich: a few seconds
-            screen = subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True, text=True).stdout
+            screen = subprocess.run([*tmux, "capture-pane", "-p", "-t", session], capture_output=True, text=True).stdout
             if "run folders found" in screen:
                 break
             time.sleep(0.1)
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], check=False)
+        subprocess.run([*tmux, "kill-server"], check=False)
     assert header(screen)[:6] == ["run", "status", "diagnosis", "fid", "precision", "modes"]
     assert all(len(line.rstrip()) <= columns for line in screen.splitlines())

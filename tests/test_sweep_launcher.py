@@ -18,7 +18,7 @@ TINY = ["model=mlp", "data=ring8", "data.std=0.1", "steps=40", "model.hidden=32"
 
 def test_two_local_jobs_finish_every_trial_once_and_each_keeps_its_logs(tmp_path: Path) -> None:
     done = gansweep_process("sweep", "--dir", str(tmp_path), "--launcher", "local", "--workers", "2", "--trials", "4",
-                            "--pruner", "none", "--name", "jobs", *TINY, timeout=300)
+                            "--pruner", "none", "--no-early-stop", "--name", "jobs", *TINY, timeout=300)
     assert done.returncode == 0, done.stderr
     sweep_dir = tmp_path / "jobs"
     frame = pd.read_csv(sweep_dir / "trials.csv")

@@ -35,11 +35,11 @@ def postgres_url():
         yield url
 
 
-# No pruner: with random lrs, which trial the median pruner cuts is luck, and these tests
+# No pruner and no early stop: with random lrs, which trial is cut is luck, and these tests
 # count completed trials.
 def _machine(url: str, out: Path, trials: int, name: str = "shared", extra: tuple[str, ...] | list[str] = ()) -> subprocess.Popen:
     args = ["sweep", "--trials", str(trials), "--name", name, "--storage", url, "--dir", str(out),
-            "--sampler", "random", "--pruner", "none", *TINY, "threads=1", *extra]
+            "--sampler", "random", "--pruner", "none", "--no-early-stop", *TINY, "threads=1", *extra]
     return subprocess.Popen([sys.executable, "-m", "gansweep", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=subprocess_env())
 

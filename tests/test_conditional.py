@@ -95,6 +95,7 @@ def agreement(tmp_path_factory) -> dict[str, dict]:
     }
 
 
+@pytest.mark.slow
 def test_class_agreement_scores_its_known_answers(agreement):
     # Measured, as counts of 2,000. Real digits of the asked class agree as often as the
     # classifier is right (8 misread, about its held-out error); the same digits one class

@@ -29,6 +29,7 @@ def sweep_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root / "s"
 
 
+@pytest.mark.slow
 def test_two_trials_two_seeds_give_mean_std_and_worst_per_trial(sweep_dir: Path, capsys) -> None:
     assert main(["confirm", str(sweep_dir), "--top", "2", "--seeds", "2"]) == 0
     out = capsys.readouterr().out
@@ -49,6 +50,7 @@ def test_two_trials_two_seeds_give_mean_std_and_worst_per_trial(sweep_dir: Path,
         assert runs[0].lr == trial.lr  # the trial's own config, only the seed changed
 
 
+@pytest.mark.slow  # reads what the first test's confirmation wrote
 def test_confirmed_best_yaml_trains_the_trial_best_over_the_new_seeds(sweep_dir: Path) -> None:
     from gansweep.config import compose_config, from_yaml_file, to_train_config
 
@@ -61,6 +63,7 @@ def test_confirmed_best_yaml_trains_the_trial_best_over_the_new_seeds(sweep_dir:
     assert (composed.lr, composed.seed, composed.steps, composed.model) == (trial_cfg.lr, trial_cfg.seed, trial_cfg.steps, trial_cfg.model)
 
 
+@pytest.mark.slow  # reads what the first test's confirmation wrote
 def test_a_rerun_reuses_finished_confirmations(sweep_dir: Path) -> None:
     folder = sweep_dir / "confirm" / "trial_0000_seed_1000"
     before = (folder / "summary.json").read_text()
@@ -68,6 +71,7 @@ def test_a_rerun_reuses_finished_confirmations(sweep_dir: Path) -> None:
     assert (folder / "summary.json").read_text() == before
 
 
+@pytest.mark.slow
 def test_two_workers_train_the_seeds_in_two_processes(sweep_dir: Path) -> None:
     assert main(["confirm", str(sweep_dir), "--top", "1", "--seeds", "6", "--workers", "2"]) == 0
     frame = pd.read_csv(sweep_dir / "confirm.csv")

@@ -172,6 +172,7 @@ def test_dataset_key_changes_with_what_the_statistics_depend_on(tmp_path):
     assert dataset_key(ring, load_dataset(ring), 0) == dataset_key(ring, load_dataset(ring), 1) == "ring8:n=100:r=1.0:s=2.0:std=0.01"
 
 
+@pytest.mark.slow
 def test_stacked_mnist_statistics_are_cached_per_seed_that_draws_the_set():
     cfg = DataConfig(name="stacked_mnist", channels=3)
     keys = [dataset_key(cfg, load_dataset(cfg, seed), seed) for seed in (0, 1)]

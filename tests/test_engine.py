@@ -34,6 +34,7 @@ def configs(arch: list[str], k: int, *extra: str):
     return [to_train_config(compose_config([*base, f"seed={i}", f"lr={1e-4 * (i + 1)}", f"beta1={0.1 * (i % 9)}"])) for i in range(k)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", FAMILIES)
 def test_a_step_issues_the_same_ops_for_1_4_and_16_members(tmp_path: Path, family: str) -> None:
     stabilizers = EVERY_STABILIZER if "gp" not in family else [s for s in EVERY_STABILIZER if "real_label" not in s]
@@ -57,6 +58,7 @@ def _losses(run_dir: Path) -> list[float]:
     return [r[k] for r in rows if r["kind"] == "train" for k in ("loss_d", "loss_g", "grad_norm_d", "grad_norm_g")]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family, k", [("mlp", 1), ("dcgan", 1), ("mlp", 3)])
 def test_the_cpu_form_equals_the_stacked_form_in_float64(tmp_path: Path, family: str, k: int) -> None:
     """On the CPU, K = 1 runs on its row directly and Adam is torch's fused kernel member by
@@ -77,6 +79,7 @@ def test_the_cpu_form_equals_the_stacked_form_in_float64(tmp_path: Path, family:
         assert max(abs(a - b) / max(abs(a), 1e-3) for a, b in zip(cpu, stacked)) < 1e-9
 
 
+@pytest.mark.slow
 def test_same_config_seed_device_and_threads_give_the_same_bits_whatever_is_evaluated(tmp_path: Path) -> None:
     """Training draws its noise from its own keys: two runs agree bit for bit, and evaluation
     (which draws from its own generator) leaves the losses untouched."""

@@ -21,6 +21,7 @@ def scored_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return run
 
 
+@pytest.mark.slow
 def test_a_short_dcgan_run_records_every_score_with_its_provenance(scored_run: Path) -> None:
     summary = json.loads((scored_run / "summary.json").read_text())
     scores, provenance = summary["scores"], summary["provenance"]
@@ -41,6 +42,7 @@ def test_a_short_dcgan_run_records_every_score_with_its_provenance(scored_run: P
     assert not {"fixed_z", "config"} & set(best)  # unread state; config.yaml and config_sha256 identify the run
 
 
+@pytest.mark.slow
 def test_digit_network_scores_of_non_digit_images_are_marked_in_the_summary(tmp_path: Path) -> None:
     """fashion_mnist offline (and any folder of images scored with digit_cnn) gets the
     digit network's FID; the summary says so, so nobody compares it with published FIDs."""

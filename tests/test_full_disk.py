@@ -26,6 +26,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(disk)], capture_output=True)
 
 
+@pytest.mark.slow
 def test_a_checkpoint_that_finds_the_disk_full_is_one_line_and_exit_2(small_disk: Path) -> None:
     """torch's zip writer fails a short write with a bare RuntimeError, which reached the
     user as a Hydra traceback and exit 1."""

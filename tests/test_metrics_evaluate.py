@@ -46,6 +46,7 @@ MEASURED = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(MEASURED))
 def test_each_generator_scores_its_measured_values(scores, case):
     got = {k: scores[case][k] for k in MEASURED[case]}

@@ -240,6 +240,7 @@ def test_the_shipped_architecture_space_starts_from_pacgan():
         assert cfg.batch_size % pack == 0
 
 
+@pytest.mark.slow
 def test_a_sweep_searches_the_new_model_keys(tmp_path: Path):
     space = tmp_path / "space.yaml"
     space.write_text(
@@ -263,6 +264,7 @@ def test_a_sweep_searches_the_new_model_keys(tmp_path: Path):
         assert {f"model.{key}": model[key] for key in ("pack", "d_maxout", "g_norm", "g_hidden")} == params
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", sorted((ROOT / "sweeps").glob("*.yaml")), ids=lambda p: p.name)
 def test_every_shipped_space_composes_at_its_bounds_and_names_its_budget(path: Path):
     """Each value a sweep of this space can draw (every choice, both ends of every

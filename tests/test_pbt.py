@@ -83,6 +83,7 @@ def pbt_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out / "p"
 
 
+@pytest.mark.slow
 def test_pbt_leaves_a_study_a_folder_per_member_with_its_lineage_and_a_replay_config(pbt_dir: Path) -> None:
     study = optuna.load_study(study_name="p", storage=optuna.storages.JournalStorage(
         optuna.storages.journal.JournalFileBackend(str(pbt_dir / "study.journal"))))
@@ -98,6 +99,7 @@ def test_pbt_leaves_a_study_a_folder_per_member_with_its_lineage_and_a_replay_co
     assert {k: best[k] for k in ("lr_g", "lr_d", "beta1", "beta2")} == pytest.approx(lineages[number]["start"])
 
 
+@pytest.mark.slow
 def test_a_member_that_never_copied_replays_to_its_own_numbers(pbt_dir: Path, tmp_path: Path) -> None:
     """The replay path end to end: a member that kept its weights has an empty schedule, and
     `gansweep train` on its replay config trains what it trained (float32, stacked vs solo)."""
@@ -115,6 +117,7 @@ def test_a_member_that_never_copied_replays_to_its_own_numbers(pbt_dir: Path, tm
     assert losses(mine) == pytest.approx(losses(theirs), rel=1e-4)
 
 
+@pytest.mark.slow
 def test_a_pbt_member_refuses_a_plain_resume(pbt_dir: Path, tmp_path: Path) -> None:
     """A member stopped mid-run (here: a copy marked interrupted) cannot be continued as a
     plain run: its config.yaml no longer says what its weights went through."""
@@ -135,18 +138,21 @@ def test_a_pbt_member_refuses_a_plain_resume(pbt_dir: Path, tmp_path: Path) -> N
     (["--space", "default.yaml"], "error: sweeps/default.yaml: batch_size: PBT changes only lr, lr_g, lr_d, beta1, beta2 mid-run; "
                                   "fix batch_size with an override instead"),
 ])
+@pytest.mark.slow
 def test_bad_pbt_input_is_one_line(tmp_path: Path, args: list[str], message: str) -> None:
     proc = gansweep_process("pbt", *args, "--dir", str(tmp_path), *TINY, "steps=20")
     assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [message]
     assert not any(tmp_path.iterdir())  # nothing written
 
 
+@pytest.mark.slow
 def test_a_pbt_folder_is_never_reused(pbt_dir: Path) -> None:
     proc = gansweep_process("pbt", "--dir", str(pbt_dir.parent), "--name", "p", *TINY, "steps=20")
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"error: --name p: {pbt_dir} exists; PBT runs are not resumed or overwritten, give a new --name"
 
 
+@pytest.mark.slow
 def test_the_report_draws_the_lineage_beside_the_members(pbt_dir: Path, tmp_path: Path) -> None:
     proc = gansweep_process("report", str(pbt_dir), "--html", str(tmp_path / "r.html"))
     assert proc.returncode == 0, proc.stderr

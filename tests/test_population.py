@@ -92,6 +92,7 @@ def test_members_equal_solo_runs_in_float64(tmp_path: Path, float64: None, arch:
         assert pop.steps == solo.steps == steps
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", [[], DCGAN_STABILIZED], ids=["mlp", "dcgan-stabilized"])
 def test_members_equal_solo_runs_in_float32_for_50_steps(tmp_path: Path, arch: list[str]) -> None:
     cfgs = [config("steps=50", *arch, *m) for m in MEMBERS]
@@ -102,6 +103,7 @@ def test_members_equal_solo_runs_in_float32_for_50_steps(tmp_path: Path, arch: l
         assert max_relative(losses(tmp_path / f"solo{i}"), losses(tmp_path / f"pop{i}")) < 1e-5
 
 
+@pytest.mark.slow
 def test_members_of_two_shapes_train_at_once_in_two_stacks_each_equal_to_its_solo_run(tmp_path: Path, float64: None) -> None:
     """A sweep's batch sizes are different shapes: they step as stacks of their own in one
     worker, at once, rather than wait for a population of their own shape."""
@@ -120,6 +122,7 @@ def test_members_of_two_shapes_train_at_once_in_two_stacks_each_equal_to_its_sol
         assert max_relative(losses(tmp_path / f"solo{i}"), losses(tmp_path / f"pop{i}")) < 1e-9
 
 
+@pytest.mark.slow
 def test_a_diverging_member_leaves_the_others_unchanged(tmp_path: Path) -> None:
     clean = [config("steps=120", *m) for m in MEMBERS]
     poisoned = list(clean)
@@ -144,6 +147,7 @@ def _interrupt_at(step: int) -> TrainHooks:
     return TrainHooks(on_log=on_log)
 
 
+@pytest.mark.slow
 def test_a_killed_population_resumes_every_member_from_its_checkpoint(tmp_path: Path, float64: None) -> None:
     cfgs = [config("steps=200", *PRESET, *m) for m in MEMBERS]
     run_population([MemberSpec(cfg, tmp_path / f"whole{i}") for i, cfg in enumerate(cfgs)])
@@ -167,6 +171,7 @@ def _stop_at(step: int) -> TrainHooks:
     return TrainHooks(on_log=on_log)
 
 
+@pytest.mark.slow
 def test_a_freed_slot_takes_a_new_member_mid_way(tmp_path: Path, float64: None) -> None:
     cfgs = [config("steps=150", *m) for m in MEMBERS]
     train(cfgs[2], tmp_path / "solo2", quiet=True)
@@ -190,6 +195,7 @@ def test_which_configs_share_a_population() -> None:
     assert shape_key(base) != shape_key(config("steps=10", "stabilize.spectral_norm=true"))
 
 
+@pytest.mark.slow
 def test_sweep_population_trains_every_trial_into_its_own_folder(tmp_path: Path) -> None:
     args = ["sweep", "--trials", "5", "--population", "3", "--sampler", "random", "--no-early-stop", "--pruner", "none",
             "--dir", str(tmp_path), "--name", "pop", *TINY, "log_every=10", "steps=60"]
@@ -207,6 +213,7 @@ def test_sweep_population_trains_every_trial_into_its_own_folder(tmp_path: Path)
     assert len(csv) == 6 and all(",completed," in line or "COMPLETE" in line for line in csv[1:])
 
 
+@pytest.mark.slow
 def test_sweep_population_below_one_is_a_one_line_error(tmp_path: Path) -> None:
     proc = gansweep_process("sweep", "--population", "0", "--dir", str(tmp_path), *TINY, "steps=5")
     assert proc.returncode == 2

@@ -374,6 +374,7 @@ def test_html_embeds_table_samples_and_plots(outputs: Path, tmp_path: Path) -> N
     assert not re.search(r'(src|href)="(https?:|file:|/)', page)  # nothing outside the file
 
 
+@pytest.mark.slow
 def test_plots_dir_holds_pngs(outputs: Path, tmp_path: Path) -> None:
     plots = tmp_path / "plots"
     code, out, err = report(str(outputs), "--plots", str(plots))

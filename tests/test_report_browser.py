@@ -45,6 +45,7 @@ def headless(browser: str, profile: Path, *args: str) -> subprocess.CompletedPro
     return subprocess.run([browser, *flags, *args], capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_html_report_renders_in_headless_chromium(browser: str, tmp_path: Path) -> None:
     root = tmp_path / "outputs"
     for i, fid in enumerate([25.0, 32.0, 41.0]):

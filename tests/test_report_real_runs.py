@@ -39,6 +39,7 @@ def test_fixture_summaries_carry_the_trainers_hyperparameters() -> None:
     assert hyperparameters(cfg) == flat_hparams(cfg)
 
 
+@pytest.mark.slow
 def test_every_real_run_is_a_row_sorted_by_the_default_2d_objective(outputs: Path, tmp_path: Path,
                                                                      capsys: pytest.CaptureFixture[str]) -> None:
     frame = report_csv(outputs, tmp_path)
@@ -83,6 +84,7 @@ def test_filter_and_group_by_on_real_runs(outputs: Path, tmp_path: Path) -> None
     assert counts["diverged"] == 1 and sum(counts.values()) == 6
 
 
+@pytest.mark.slow
 def test_html_page_of_real_runs_embeds_samples_and_sweep_plots(outputs: Path, tmp_path: Path) -> None:
     page = tmp_path / "report.html"
     assert main(["report", str(outputs), "--html", str(page)]) == 0

@@ -72,6 +72,7 @@ def test_importance_finds_the_parameter_that_matters(tmp_path: Path) -> None:
     assert importances["lr"] > 0.8 and sum(importances.values()) == pytest.approx(1.0)
 
 
+@pytest.mark.slow
 def test_declared_objectives_give_a_pareto_front(tmp_path: Path) -> None:
     write_sweep(tmp_path, "mo", [1e-5, 1e-4, 2e-4, 1e-3], [150.0, 45.0, 30.0, 60.0], objectives=("fid", "coverage"))
     write_sweep(tmp_path, "so", [1e-5, 1e-4, 2e-4], [150.0, 45.0, 30.0])
@@ -150,6 +151,7 @@ def test_categories_are_strips_centred_on_their_tick_not_spread_in_row_order() -
     assert not (np.all(np.diff(x[:20]) > 0) or np.all(np.diff(x[:20]) < 0))  # no trend along the rows
 
 
+@pytest.mark.slow
 def test_sweep_folder_plots_are_the_reports(tmp_path: Path) -> None:
     from gansweep.sweep import outputs  # imports the trainer, and torch
 

@@ -66,11 +66,13 @@ def test_200_columns_show_the_varying_hyperparameters_and_no_run_settings_even_w
     assert not {"eval.enabled", "tensorboard", "threads"} & set(shown)
 
 
+@pytest.mark.slow
 def test_sorting_by_a_hyperparameter_says_ascending_not_better(outputs: Path) -> None:
     assert terminal_report(200, str(outputs), "--sort", "lr").splitlines()[-1].endswith("sorted by lr (ascending)")
     assert terminal_report(200, str(outputs), "--sort", "precision").splitlines()[-1].endswith("(higher is better)")
 
 
+@pytest.mark.slow
 def test_run_settings_get_no_plot_panel_even_when_they_vary(outputs: Path, tmp_path: Path) -> None:
     terminal_report(200, str(outputs), "--plots", str(tmp_path))
     names = {p.name for p in tmp_path.iterdir()}

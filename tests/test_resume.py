@@ -71,6 +71,7 @@ def assert_one_continuous_series(run: Path) -> None:
     assert steps == list(range(1, BUDGET + 1))
 
 
+@pytest.mark.slow
 def test_resume_after_kill_9_finishes_the_budget_as_one_series(tmp_path, uninterrupted):
     run = tmp_path / "run"
     proc = start_run(run, tmp_path)
@@ -96,6 +97,7 @@ def test_resume_after_kill_9_finishes_the_budget_as_one_series(tmp_path, uninter
     assert losses(run) == losses(uninterrupted)
 
 
+@pytest.mark.slow
 def test_ctrl_c_leaves_an_interrupted_run_that_resume_continues(tmp_path, uninterrupted):
     run = tmp_path / "run"
     proc = start_run(run, tmp_path)
@@ -245,6 +247,7 @@ def test_a_resumed_run_can_be_resumed_again(tmp_path):
     assert torch.equal(resumed["perm"], whole["perm"]) and (resumed["pos"], resumed["epoch"]) == (whole["pos"], whole["epoch"])
 
 
+@pytest.mark.slow
 def test_after_a_kill_9_only_one_process_writes_the_folder_again(tmp_path):
     """The claim names a dead process after kill -9: the first resume takes it over, and a
     second resume or an overwrite=true run started beside it is refused, leaving one series."""

@@ -97,6 +97,7 @@ def test_spectral_norm_keeps_every_d_weight_at_spectral_norm_one():
     assert [torch.linalg.matrix_norm(w.detach(), ord=2).item() for w in weights] == pytest.approx([1.0] * 4, abs=0.02)
 
 
+@pytest.mark.slow
 def test_the_ema_generator_is_what_samples_scores_and_best_pt_hold(tmp_path, capsys):
     run = tmp_path / "ema"
     args = [*TINY, "steps=60", "eval_every=30", "data.std=0.5", "eval.mixture_samples=500", "stabilize.ema=0.9"]
@@ -128,6 +129,7 @@ def test_the_stabilizer_space_searches_every_key():
                                           ("real_label", "instance_noise", "d_dropout", "clip_g", "clip_d", "spectral_norm", "ema")}
 
 
+@pytest.mark.slow
 def test_a_sweep_trains_with_the_stabilizers_it_samples(tmp_path):
     space = tmp_path / "space.yaml"
     space.write_text("params:\n  stabilize.ema: choice(0.0, 0.9)\n  stabilize.spectral_norm: choice(false, true)\n"

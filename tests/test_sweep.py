@@ -37,6 +37,7 @@ def trials(sweep_dir: Path) -> pd.DataFrame:
     return pd.read_csv(sweep_dir / "trials.csv")
 
 
+@pytest.mark.slow
 def test_six_trials_leave_csv_best_yaml_and_plots_and_a_rerun_adds_only_the_difference(tmp_path: Path) -> None:
     # data.std=0.5: 40 steps put samples near the modes, so some trial is a working generator with a best
     assert sweep(tmp_path, "--trials", "6", "--name", "ring", *TINY, "data.std=0.5") == 0
@@ -78,6 +79,7 @@ def test_six_trials_leave_csv_best_yaml_and_plots_and_a_rerun_adds_only_the_diff
     assert len(set(params)) == 8
 
 
+@pytest.mark.slow
 def test_divergent_region_gives_diverged_trials_and_the_sweep_completes(tmp_path: Path) -> None:
     space = write_space(tmp_path, "params:\n  lr: choice(1e-3, 1e4)\n")
     assert sweep(tmp_path, "--trials", "3", "--space", space, "--sampler", "grid", "--name", "div", *TINY) == 0
@@ -90,6 +92,7 @@ def test_divergent_region_gives_diverged_trials_and_the_sweep_completes(tmp_path
     assert set(frame[frame["params.lr"] == 1e-3]["status"]) <= {"completed", "collapsed", "overpowered"}
 
 
+@pytest.mark.slow
 def test_median_pruner_prunes_hopeless_trials_and_keeps_their_folders(tmp_path: Path) -> None:
     # Real data with std 0.001 leaves no sample within 3 std of a mode: mixture_tv stays near 1,
     # far above the std-0.5 trials, so the median rule must prune those at its first chance (50%).
@@ -110,6 +113,7 @@ def test_median_pruner_prunes_hopeless_trials_and_keeps_their_folders(tmp_path: 
         assert summary["stop_reason"]["detail"].startswith("50% of the budget, mixture_tv=")
 
 
+@pytest.mark.slow
 def test_two_objectives_give_a_pareto_front(tmp_path: Path) -> None:
     args = ["--trials", "4", "--objective", "mode_kl,hq_fraction", "--no-early-stop", "--name", "pareto", *TINY]
     assert sweep(tmp_path, *args) == 0
@@ -119,6 +123,7 @@ def test_two_objectives_give_a_pareto_front(tmp_path: Path) -> None:
     assert (sweep_dir / "pareto_front.png").stat().st_size > 5_000
 
 
+@pytest.mark.slow
 def test_fid_and_coverage_objectives_on_images(tmp_path: Path) -> None:
     tiny_dcgan = ["model=dcgan", "model.ngf=8", "model.ndf=8", "steps=6", "eval.n_samples=200", "batch_size=16", "log_every=3"]
     space = write_space(tmp_path, "params:\n  lr: tag(log, interval(1e-4, 1e-3))\n")
@@ -129,6 +134,7 @@ def test_fid_and_coverage_objectives_on_images(tmp_path: Path) -> None:
     assert (tmp_path / "sweeps" / "img" / "pareto_front.png").exists()
 
 
+@pytest.mark.slow
 def test_two_workers_finish_every_trial_once(tmp_path: Path) -> None:
     assert sweep(tmp_path, "--trials", "4", "--workers", "2", "--name", "par", *TINY) == 0
     sweep_dir = tmp_path / "sweeps" / "par"
@@ -141,6 +147,7 @@ def test_two_workers_finish_every_trial_once(tmp_path: Path) -> None:
     assert os.getpid() not in {int(w.rsplit(":", 1)[1]) for w in frame["worker"]}
 
 
+@pytest.mark.slow
 def test_killed_sweep_resumes_and_retries_the_interrupted_trial_from_its_checkpoint(tmp_path: Path) -> None:
     args = [
         sys.executable, "-m", "gansweep", "sweep", "--dir", str(tmp_path / "sweeps"), "--name", "kill", "--trials", "2",
@@ -179,6 +186,7 @@ def test_killed_sweep_resumes_and_retries_the_interrupted_trial_from_its_checkpo
     assert steps[0] == 10 and steps == sorted(set(steps)), "the retry continues the same series"
 
 
+@pytest.mark.slow
 def test_outputs_come_from_the_study_when_trial_folders_are_gone(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # data.std=0.5: samples near the modes within 40 steps, so a trial is the best (a
     # generator with no sample on any mode never is).
@@ -226,6 +234,7 @@ def test_broken_base_config_stops_before_the_first_trial(tmp_path: Path, capsys:
     assert not (tmp_path / "sweeps" / "broken").exists()
 
 
+@pytest.mark.slow
 def test_a_rerun_with_another_space_under_the_same_name_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert sweep(tmp_path, "--trials", "1", "--name", "same", *TINY) == 0
     other = write_space(tmp_path, "params:\n  lr: interval(1e-4, 1e-3)\n")
@@ -233,6 +242,7 @@ def test_a_rerun_with_another_space_under_the_same_name_is_refused(tmp_path: Pat
     assert "started with other space" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_rerun_samples_new_parameters_in_the_random_startup_phase(tmp_path: Path) -> None:
     # With the sampler seeded the same on every run, trial 2 repeated trial 1 (both the first random draw).
     assert sweep(tmp_path, "--trials", "2", "--name", "r", *TINY) == 0
@@ -304,6 +314,7 @@ sys.exit(main(["sweep", *sys.argv[1:]]))
 """
 
 
+@pytest.mark.slow
 def test_a_full_disk_stops_the_sweep_in_one_line_and_a_rerun_trains_the_trial(tmp_path: Path) -> None:
     """Trials failed for lack of space used to count as finished: the budget burnt in
     seconds, exit 0, and a rerun never redid them."""
@@ -321,6 +332,7 @@ def test_a_full_disk_stops_the_sweep_in_one_line_and_a_rerun_trains_the_trial(tm
     assert frame.loc[0, "status"] == "failed" and sorted(frame.drop(index=0)["status"]) == ["completed"] * 3
 
 
+@pytest.mark.slow
 def test_a_journal_record_torn_by_a_full_disk_is_dropped_and_the_sweep_goes_on(tmp_path: Path) -> None:
     assert sweep(tmp_path, "--trials", "1", "--name", "torn", *TINY) == 0
     journal = tmp_path / "sweeps" / "torn" / "study.journal"
@@ -332,6 +344,7 @@ def test_a_journal_record_torn_by_a_full_disk_is_dropped_and_the_sweep_goes_on(t
     assert sorted(trials(tmp_path / "sweeps" / "torn")["status"]) == ["completed"] * 3
 
 
+@pytest.mark.slow
 def test_sigterm_stops_a_two_worker_sweep_as_ctrl_c_does(tmp_path: Path) -> None:
     """SIGTERM (kill, a scheduler) used to end the parent silently, leaving no trials.csv."""
     from train_helpers import subprocess_env
@@ -351,6 +364,7 @@ def test_sigterm_stops_a_two_worker_sweep_as_ctrl_c_does(tmp_path: Path) -> None
     assert len(frame) >= 2 and "running" not in set(frame["state"])  # each worker's trial left to be retried
 
 
+@pytest.mark.slow
 def test_a_retried_trial_resumes_in_a_folder_only_its_worker_writes(tmp_path: Path) -> None:
     """The retry copies the stale trial's folder, claim included, which names the dead
     worker: the retrying worker takes the claim over, so a resume= beside it is refused."""

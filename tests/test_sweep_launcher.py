@@ -16,6 +16,7 @@ from gansweep.sweep import launcher
 TINY = ["model=mlp", "data=ring8", "data.std=0.1", "steps=40", "model.hidden=32", "eval.mixture_samples=300", "log_every=10"]
 
 
+@pytest.mark.slow
 def test_two_local_jobs_finish_every_trial_once_and_each_keeps_its_logs(tmp_path: Path) -> None:
     done = gansweep_process("sweep", "--dir", str(tmp_path), "--launcher", "local", "--workers", "2", "--trials", "4",
                             "--pruner", "none", "--no-early-stop", "--name", "jobs", *TINY, timeout=300)
@@ -62,6 +63,7 @@ def test_bad_job_resources_are_one_line_before_anything_starts(tmp_path: Path, c
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.slow
 def test_the_storage_url_reaches_the_jobs_by_environment_and_is_never_written(tmp_path: Path) -> None:
     """submitit pickles each job's arguments into the jobs folder, which sits on a shared
     file system: the URL (with its password, for a database) must not be among them."""

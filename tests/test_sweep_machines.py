@@ -44,6 +44,7 @@ def _machine(url: str, out: Path, trials: int, name: str = "shared", extra: tupl
                             text=True, env=subprocess_env())
 
 
+@pytest.mark.slow
 def test_two_machines_started_at_once_finish_the_trial_count_once(tmp_path: Path, postgres_url: str) -> None:
     procs = [_machine(postgres_url, tmp_path / name, 6, extra=WORKING) for name in ("a", "b")]
     outputs = [p.communicate(timeout=600) for p in procs]
@@ -66,6 +67,7 @@ def test_two_machines_started_at_once_finish_the_trial_count_once(tmp_path: Path
     assert lrs[-1] == pytest.approx(best_trial(study, ["mixture_tv"]).params["lr"])  # the best working trial
 
 
+@pytest.mark.slow
 def test_a_trial_killed_on_one_machine_is_retried_on_the_other_and_its_folder_settled(tmp_path: Path, postgres_url: str) -> None:
     long = ["steps=600", *WORKING]  # long enough to be killed mid-trial, after its first checkpoint (step 60)
     first = _machine(postgres_url, tmp_path / "a", 2, "killed", long)
@@ -102,6 +104,7 @@ def test_a_trial_killed_on_one_machine_is_retried_on_the_other_and_its_folder_se
     assert sorted(pd.read_csv(tmp_path / "r.csv")["status"]) == ["completed", "completed", "failed"]
 
 
+@pytest.mark.slow
 def test_the_dashboard_lists_the_shared_study_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
     # The study exists, whichever test ran first; its base overrides are the first test's.
     assert _machine(postgres_url, tmp_path / "c", 1, extra=WORKING).wait(timeout=600) == 0
@@ -123,6 +126,7 @@ def test_a_study_half_created_by_another_machine_is_joined_not_refused(tmp_path:
                    optuna.samplers.RandomSampler(), make_pruner("none"))
 
 
+@pytest.mark.slow
 def test_two_sweeps_on_one_host_never_sample_the_same_parameters(tmp_path: Path, postgres_url: str) -> None:
     """Two processes on one node (SLURM jobs that land together) with the same --seed: the
     sampler seed differs by process, so no parameter set is drawn twice."""
@@ -134,6 +138,7 @@ def test_two_sweeps_on_one_host_never_sample_the_same_parameters(tmp_path: Path,
     assert len(drawn) >= 12 and len(set(drawn)) == len(drawn)
 
 
+@pytest.mark.slow
 def test_a_database_restart_mid_trial_loses_nothing(tmp_path: Path, postgres_url: str) -> None:
     """pg_ctl restart while a trial trains: its heartbeat beats on (else another machine
     fails the live trial as stale 60 s later and trains it again), and the trial's end is

@@ -36,6 +36,7 @@ LOSSES = ("bce", "lsgan", "hinge", "wgan_gp")
 # Every model with every loss ---------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loss", LOSSES)
 @pytest.mark.parametrize("model,data,tiny", [("dcgan", "mnist5k", TINY_DCGAN), ("mlp", "ring8", TINY_MLP)])
 def test_each_model_and_loss_writes_a_complete_run_folder(tmp_path, model, data, tiny, loss):
@@ -221,6 +222,7 @@ def test_device_cuda_without_cuda_fails_with_exit_2(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("where", ["validation", "inside the run"])
 def test_bad_value_in_a_real_process_exits_2_without_traceback(tmp_path, where):
     bad = ["lr=-1"] if where == "validation" else ["data=folder", f"data.root={tmp_path}/missing"]
@@ -250,6 +252,7 @@ def test_main_returns_the_exit_code_of_an_error_inside_the_run(tmp_path):
 DIVERGED_AT_1 = "diverged at step 1: non-finite loss or gradient (try a lower lr)"
 
 
+@pytest.mark.slow
 def test_divergence_is_recorded_with_its_step_and_exits_3(tmp_path):
     run = tmp_path / "run"
     # lsgan with lr=1e6 sends the first G loss to inf (found by trying lr=1e4..1e10 on every loss).
@@ -319,6 +322,7 @@ def test_a_used_folder_is_refused_and_kept_unless_overwrite_is_given(tmp_path, c
     assert sorted(p.name for p in (run / "samples").iterdir()) == ["step_0000001.png", "step_0000002.png", "step_0000003.png"]
 
 
+@pytest.mark.slow
 def test_two_runs_never_share_a_folder(tmp_path):
     """Started in the same second (the default folder names are unique to the microsecond),
     and, should two still meet, the second is refused by the folder's claim."""
@@ -340,6 +344,7 @@ def test_two_runs_never_share_a_folder(tmp_path):
         RunFolder(claimed).create("model: {}\n", [])
 
 
+@pytest.mark.slow
 def test_runs_racing_for_one_hydra_run_dir_leave_the_winners_config_whole(tmp_path):
     """Three runs started on one hydra.run.dir at once: one trains, the others are refused
     in one line before Hydra writes anything, so .hydra/config.yaml is the winner's too."""
@@ -368,6 +373,7 @@ def test_runs_racing_for_one_hydra_run_dir_leave_the_winners_config_whole(tmp_pa
     ["train", *TINY_MLP, "steps=2", "hydra.run.dir=/proc/gansweep-test/run"],
     ["sweep", "--dir", "/proc/gansweep-test", "--trials", "1", "model=mlp", "data=ring8", "steps=2"],
 ])
+@pytest.mark.slow
 def test_an_unwritable_output_folder_is_one_line_and_exit_2(tmp_path, command):
     proc = gansweep_process(*command, cwd=tmp_path)
     assert proc.returncode == 2, proc.stderr

@@ -56,6 +56,7 @@ def test_best_trial_skips_a_better_value_drawn_by_noise() -> None:
     assert best_trial(only_noise, ["fid"]) is None
 
 
+@pytest.mark.slow
 def test_a_sweep_that_finds_no_working_generator_says_so_writes_no_best_yaml_and_confirms_nothing(tmp_path: Path, capsys) -> None:
     sweep_dir = tmp_path / "blob"
     sweep_dir.mkdir()

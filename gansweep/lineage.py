@@ -12,6 +12,7 @@ from gansweep.config import SCHEDULED
 from gansweep.scores import higher_is_better, is_finite_number
 
 PBT_LINEAGE = "pbt.json"  # in each PBT member's run folder
+PBT_STATE = "pbt_state.json"  # in the PBT folder: the last round, which a stopped run continues from
 
 
 @dataclass

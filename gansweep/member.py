@@ -72,6 +72,8 @@ class MemberSpec:
     hooks: TrainHooks = field(default_factory=TrainHooks)
     sweep: Optional[SweepMembership] = None
     resume: bool = False
+    resume_at: Optional[int] = None  # resume from the checkpoint of this step, as a PBT run does (see _open)
+    continue_with: Optional[str] = None  # how to continue it once interrupted (default: gansweep train resume=)
     tag: Any = None  # the caller's handle, e.g. its Optuna trial
 
 
@@ -196,13 +198,16 @@ class Member:
         spec, cfg, run = self.spec, self.cfg, self.run
         config_yaml = run.config_path.read_text() if spec.resume else to_yaml(cfg)
         sha = config_sha256(config_yaml)
-        if spec.resume and (run.path / PBT_LINEAGE).exists():
+        if spec.resume and spec.resume_at is None and (run.path / PBT_LINEAGE).exists():
             raise CheckpointError(f"{run.path}: a member of population-based training, whose weights and hyperparameters changed "
                                   f"mid-run as {PBT_LINEAGE} records; replay its history from scratch with the PBT folder's best.yaml")
         if spec.resume:
             # config.yaml as gansweep wrote it reads back to the same text; a cut or hand-edited one does not
             as_written = config_yaml == to_yaml(cfg)
-            self.restored = _check(run.load_checkpoint(), sha, run.last_checkpoint, run.config_path, as_written)
+            # A PBT member continues from the round its population recorded last, which may be
+            # previous.pt: the kill came while the members wrote the next round's checkpoints.
+            ck = run.load_checkpoint() if spec.resume_at is None else run.load_checkpoint_of_step(spec.resume_at)
+            self.restored = _check(ck, sha, run.last_checkpoint, run.config_path, as_written)
             at = Progress(step=self.restored["step"], images_seen=self.restored["images_seen"], wall_before=self.restored["wall_time_s"],
                           best_fid=self.restored["best"]["best_fid"], best_fid_step=self.restored["best"]["best_fid_step"],
                           best_value=self.restored["best"]["best_value"], best_step=self.restored["best"]["best_step"],
@@ -448,12 +453,12 @@ def raise_if_nonfinite(window: np.ndarray, window_start: int) -> None:
         raise DivergedError(f"diverged: non-finite loss at step {bad} (try a lower lr)", step=bad)
 
 
-def stop_reason_of(exc: BaseException, step: int, run_path: Path) -> StopReason:
+def stop_reason_of(exc: BaseException, step: int, run_path: Path, continue_with: Optional[str] = None) -> StopReason:
     """How an exception out of a member's step or side work ends its run."""
     if isinstance(exc, DivergedError):
         return StopReason(StopKind.diverged, exc.step, DIVERGED_DETAIL)
     if isinstance(exc, StopTraining):
         return exc.reason
     if isinstance(exc, KeyboardInterrupt):
-        return StopReason(StopKind.interrupted, step, f"continue with: gansweep train resume={run_path}")
+        return StopReason(StopKind.interrupted, step, f"continue with: {continue_with or f'gansweep train resume={run_path}'}")
     return StopReason(StopKind.failed, step, f"{type(exc).__name__}: {exc}".splitlines()[0])

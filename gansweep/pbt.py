@@ -12,6 +12,11 @@ the space's bounds (explore). Data order and noise stay the member's own.
 Each member's history is what its weights went through: the donor's history up to the
 copy, then its own values. That history, as a `schedule:`, is the recipe
 `gansweep train` replays from scratch; a copied-weights result is not one.
+
+Before each round, with every member's checkpoint of that step written, the caller is
+handed a PbtState: the generator of the draws, who trains, the histories and the scores
+the round ranks. A run killed at any moment continues from the last one bit for bit:
+the members load their checkpoints of that step and the round is done again.
 """
 
 from __future__ import annotations
@@ -73,12 +78,32 @@ def explore(values: dict[str, float], rules: PbtRules, rng: np.random.Generator)
     return {k: float(v) for k, v in new.items()}
 
 
+@dataclass
+class PbtState:
+    """Where a PBT run stands at a round, before its copies: what continues it bit for bit."""
+
+    step: int
+    rng: dict[str, Any]  # the state of the exploit/explore draws
+    alive: list[int]  # the members training, in row order
+    histories: list[History]  # every member's, by member number
+    scores: list[dict[str, Any]]  # the alive members' scores this round ranks, in row order
+
+    def to_json(self) -> dict[str, Any]:
+        return {"step": self.step, "rng": self.rng, "alive": self.alive, "scores": self.scores,
+                "histories": [h.record(member) for member, h in enumerate(self.histories)]}
+
+    @staticmethod
+    def from_json(record: dict[str, Any]) -> "PbtState":
+        return PbtState(record["step"], record["rng"], list(record["alive"]), [History.from_record(h) for h in record["histories"]],
+                        list(record["scores"]))
+
+
 def pbt_round(pop: Population, ids: list[int], histories: list[History], rules: PbtRules, objective: str,
-              rng: np.random.Generator) -> list[str]:
-    """One exploit-and-explore round over the members training now (row k is member ids[k]);
-    returns a line per copy, or one saying why none happened."""
+              rng: np.random.Generator, member_scores: list[dict[str, Any]]) -> list[str]:
+    """One exploit-and-explore round over the members training now (row k is member ids[k],
+    with member_scores[k]); returns a line per copy, or one saying why none happened."""
     step = pop.members[0].at.step
-    scores = [rank_score(m.summary.scores, objective) for m in pop.members]
+    scores = [rank_score(s, objective) for s in member_scores]
     ranked = sorted((k for k, v in enumerate(scores) if v is not None), key=lambda k: (scores[k], ids[k]))
     if not ranked:
         return [f"step {step}: no member draws a working generator yet; none copied"]
@@ -96,12 +121,16 @@ def pbt_round(pop: Population, ids: list[int], histories: list[History], rules: 
         pop.members[k].hparams = values
         pop.set_hparams(k, values)
         donor = histories[ids[j]]
-        own, theirs = (pop.members[i].summary.scores.get(objective) for i in (k, j))
+        own, theirs = (member_scores[i].get(objective) for i in (k, j))
         histories[ids[k]] = History([e for e in donor.steps if e[0] < step] + [(step, values)],
                                     histories[ids[k]].copies + [{"step": step, "from": ids[j], objective: own, f"donor_{objective}": theirs}])
-        lines.append(f"step {step}: member {ids[k]} ({objective} {own:.4g}) copies member {ids[j]} ({theirs:.4g}); "
+        lines.append(f"step {step}: member {ids[k]} ({objective} {_shown(own)}) copies member {ids[j]} ({_shown(theirs)}); "
                      + ", ".join(f"{key} {values[key]:.4g}" for key in SCHEDULED))
     return lines
+
+
+def _shown(value: Any) -> str:
+    return f"{value:.4g}" if is_finite_number(value) else "none"
 
 
 def train_pbt(
@@ -111,11 +140,16 @@ def train_pbt(
     seed: int,
     on_done: Callable[[int, MemberResult, History], None],
     on_round: Callable[[list[str], list[History]], None],
+    on_state: Callable[[PbtState], None],
     threads: int = 0,
+    start: Optional[PbtState] = None,
 ) -> None:
     """Train the members as one population with a PBT round every rules.ready steps;
     on_done(member, result, history) as each run ends, on_round(lines, histories) after
-    each round. Every spec must share one shape (gansweep.population.shape_key) and budget."""
+    each round, on_state(state) at the start and before each round, once the members'
+    checkpoints of that step are written. With `start` (specs then resume at its step) the
+    members it names continue, and the round of that step is done again. Every spec must
+    share one shape (gansweep.population.shape_key) and budget."""
     device = pick_device(specs[0].cfg.device)
     share = ThreadShare(threads) if device.type == "cpu" else None
     n_threads, note = set_threads(threads, share)
@@ -124,10 +158,9 @@ def train_pbt(
     rng = np.random.default_rng(seed)
     pop = Population(device)
     with stop_on_signal() as caught, share if share is not None else nullcontext():
-        for spec in specs:
-            pop.admit(Member(spec, device, quiet=True, threads=n_threads if device.type == "cpu" else None))
-        ids = list(range(len(specs)))
-        histories = [History([(0, dict(m.hparams))]) for m in pop.members]
+        ids = list(range(len(specs))) if start is None else list(start.alive)
+        for i in ids:
+            pop.admit(Member(specs[i], device, quiet=True, threads=n_threads if device.type == "cpu" else None))
         total = pop.members[0].total
 
         def ended_here(exc: Optional[BaseException], rows: list[int]) -> None:
@@ -135,7 +168,22 @@ def train_pbt(
                 member = ids[k]
                 end_member(pop, k, exc, lambda result, member=member: on_done(member, result, histories[member]))
 
+        def record(scores: list[dict[str, Any]]) -> None:
+            on_state(PbtState(pop.members[0].at.step, rng.bit_generator.state, list(ids), list(histories), scores))
+
+        histories = [History([(0, dict(m.hparams))]) for m in pop.members] if start is None else list(start.histories)
         try:
+            if start is None:
+                for k in range(len(pop.members)):
+                    pop.save(k)  # the step-0 checkpoints a kill before the first round resumes from
+                record([])
+            else:
+                rng.bit_generator.state = start.rng
+                for k, member in enumerate(ids):  # the values the round found them with
+                    pop.members[k].hparams = dict(histories[member].steps[-1][1])
+                    pop.set_hparams(k, pop.members[k].hparams)
+                if start.step > 0:
+                    on_round(pbt_round(pop, ids, histories, rules, objective, rng, start.scores), histories)
             while pop.members:
                 if caught:
                     raise KeyboardInterrupt
@@ -147,7 +195,9 @@ def train_pbt(
                     pop.drop(list(ended))
                     ids[:] = [i for k, i in enumerate(ids) if k not in ended]
                 if pop.members and pop.members[0].at.step % rules.ready == 0 and pop.members[0].at.step < total:
-                    on_round(pbt_round(pop, ids, histories, rules, objective, rng), histories)
+                    scores = [dict(m.summary.scores) for m in pop.members]
+                    record(scores)
+                    on_round(pbt_round(pop, ids, histories, rules, objective, rng, scores), histories)
         except BaseException as exc:  # Ctrl-C, or a fault of the population: every member on record
             ended_here(exc, list(range(len(pop.members))))
             raise

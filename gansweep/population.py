@@ -219,7 +219,7 @@ def end_member(pop: Population, k: int, exc: Optional[BaseException], on_done: C
     m = pop.members[k]
     if m.ended:  # on_done raised for it (a full disk): the population ends, it is on record already
         return
-    reason = stop_reason_of(exc, m.at.step, m.run.path) if exc is not None else None
+    reason = stop_reason_of(exc, m.at.step, m.run.path, m.spec.continue_with) if exc is not None else None
     if reason is not None and reason.kind not in (StopKind.diverged, StopKind.failed):
         pop.save(k)
     m.finish(reason)

@@ -598,6 +598,25 @@ class RunFolder:
                 raise
             return _load_checkpoint(self.previous_checkpoint)
 
+    def load_checkpoint_of_step(self, step: int) -> dict[str, Any]:
+        """The checkpoint of `step`: last.pt, else previous.pt (the run wrote one more
+        since), which then becomes last.pt: the later one is of steps the run trains again,
+        and the next checkpoint must leave this one as previous.pt. CheckpointError when
+        neither holds that step."""
+        found = []
+        for path in (self.last_checkpoint, self.previous_checkpoint):
+            try:
+                ckpt = _load_checkpoint(path)
+            except CheckpointError:
+                found.append("damaged" if path.exists() else "none")
+                continue
+            if ckpt.get("step") == step:
+                if path == self.previous_checkpoint:
+                    os.replace(path, self.last_checkpoint)
+                return ckpt
+            found.append(f"step {ckpt.get('step')}")
+        raise CheckpointError(f"{self.path}: no checkpoint of step {step} to continue from (last.pt: {found[0]}; previous.pt: {found[1]})")
+
 
 def _load_checkpoint(path: Path) -> dict[str, Any]:
     import torch

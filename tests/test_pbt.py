@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -17,11 +20,13 @@ import yaml
 from optuna.distributions import FloatDistribution
 
 from gansweep.config import compose_config, to_train_config
+from gansweep.errors import CheckpointError
+from gansweep.rundir import RunFolder
 from gansweep.opcount import population_of
 from gansweep.lineage import History
 from gansweep.pbt import PERTURB, PbtRules, explore, pbt_round, rank_score
 
-from train_helpers import gansweep_process
+from train_helpers import gansweep_process, subprocess_env
 
 SPACE = {"lr_g": FloatDistribution(1e-5, 3e-3, log=True), "beta1": FloatDistribution(0.0, 0.9)}
 # Wide modes (std 0.5): samples reach them within a few hundred steps, so members work.
@@ -62,7 +67,8 @@ def test_a_round_copies_the_best_rows_into_the_worst_and_sets_its_new_values(tmp
     for m, tv in zip(pop.members, (0.3, 0.9, 0.5)):  # member 0 best, member 1 worst
         m.summary.scores = {"mixture_tv": tv, "modes_covered": 8, "modes_total": 8, "hq_fraction": 0.9}
     histories = [History([(0, dict(m.hparams))]) for m in pop.members]
-    lines = pbt_round(pop, [0, 1, 2], histories, PbtRules(20, 0.34, 0.0, SPACE), "mixture_tv", np.random.default_rng(0))
+    lines = pbt_round(pop, [0, 1, 2], histories, PbtRules(20, 0.34, 0.0, SPACE), "mixture_tv", np.random.default_rng(0),
+                      [m.summary.scores for m in pop.members])
     assert len(lines) == 1 and lines[0].startswith("step 20: member 1 (mixture_tv 0.9) copies member 0 (0.3)")
     s = pop.stack
     for rows in (s.g.flat, s.d.flat, s.adam_g.exp_avg, s.adam_d.exp_avg_sq, s.ema_flat):
@@ -146,10 +152,65 @@ def test_bad_pbt_input_is_one_line(tmp_path: Path, args: list[str], message: str
 
 
 @pytest.mark.slow
-def test_a_pbt_folder_is_never_reused(pbt_dir: Path) -> None:
+def test_a_finished_pbt_folder_is_never_reused(pbt_dir: Path) -> None:
     proc = gansweep_process("pbt", "--dir", str(pbt_dir.parent), "--name", "p", *TINY, "steps=20")
     assert proc.returncode == 2
-    assert proc.stderr.strip() == f"error: --name p: {pbt_dir} exists; PBT runs are not resumed or overwritten, give a new --name"
+    assert proc.stderr.strip() == f"error: --name p: {pbt_dir} holds a finished PBT run; its results stay there, give a new --name"
+
+
+def test_a_member_continues_from_the_checkpoint_of_the_recorded_round(tmp_path: Path) -> None:
+    """Killed while the members wrote the next round's checkpoints, a member whose last.pt is
+    already past the round continues from previous.pt, which becomes last.pt again."""
+    run = RunFolder(tmp_path)
+    for step in (200, 400):
+        run.save_checkpoint({"step": step})
+    assert run.load_checkpoint_of_step(400)["step"] == 400
+    assert run.load_checkpoint_of_step(200)["step"] == 200
+    assert torch.load(run.last_checkpoint)["step"] == 200 and not run.previous_checkpoint.exists()
+    with pytest.raises(CheckpointError, match=r"no checkpoint of step 600 to continue from \(last.pt: step 200; previous.pt: none\)"):
+        run.load_checkpoint_of_step(600)
+
+
+def _rows(member: Path) -> list[dict]:
+    """metrics.jsonl without its clock readings."""
+    clock = ("time_s", "images_per_s", "eval_time_s")
+    return [{k: v for k, v in json.loads(line).items() if k not in clock} for line in (member / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.slow
+def test_a_pbt_run_killed_mid_run_continues_bit_for_bit(tmp_path: Path) -> None:
+    """kill -9 after a few rounds, then the same command: every member's log, lineage and
+    final score, the study and best.yaml equal those of a run never stopped."""
+    args = ["--members", "4", "--ready", "0.1", "--dir", str(tmp_path), *TINY, "steps=1500"]
+    whole = gansweep_process("pbt", *args, "--name", "whole", timeout=600)
+    assert whole.returncode == 0, whole.stderr
+    proc = subprocess.Popen([sys.executable, "-m", "gansweep", "pbt", *args, "--name", "cut"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=subprocess_env())
+    state = tmp_path / "cut" / "pbt_state.json"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if json.loads(state.read_text())["step"] >= 450:
+                break
+        except (FileNotFoundError, ValueError):
+            pass
+        time.sleep(0.01)
+    assert proc.poll() is None, "the run ended before it could be killed mid-run"
+    proc.kill()
+    proc.wait()
+    killed_at = json.loads(state.read_text())["step"]
+    assert 450 <= killed_at < 1500
+    again = gansweep_process("pbt", *args, "--name", "cut", timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert f"continuing from step {killed_at} (the last round recorded)" in again.stdout
+    for member in range(4):
+        mine, theirs = (tmp_path / run / f"trial_{member:04d}" for run in ("cut", "whole"))
+        assert _rows(mine) == _rows(theirs)
+        assert json.loads((mine / "pbt.json").read_text()) == json.loads((theirs / "pbt.json").read_text())
+    assert yaml.safe_load((tmp_path / "cut" / "best.yaml").read_text()) == yaml.safe_load((tmp_path / "whole" / "best.yaml").read_text())
+    values = [pd.read_csv(tmp_path / run / "trials.csv")["mixture_tv"].tolist() for run in ("cut", "whole")]
+    assert values[0] == values[1]
+    assert gansweep_process("pbt", *args, "--name", "cut").stderr.strip().endswith("holds a finished PBT run; its results stay there, give a new --name")
 
 
 @pytest.mark.slow

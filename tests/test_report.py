@@ -94,8 +94,10 @@ def test_one_row_per_run_with_summary_and_registry_columns(outputs: Path) -> Non
                    "n_fake", "n_real", "feature_net", "feature_net_sha256", "loss_d", "d_real", "stop_reason"):
         assert column in runs, column
     assert "data_used" not in runs and "run_dir" not in runs and "scores" not in runs
-    # Differing config keys become columns; equal ones, run settings and ones already shown do not.
+    # Differing config keys are the shown config columns; equal ones are in the frame (a
+    # filter or an export can name them) but not shown; run settings and ones already shown are neither.
     assert result.config_columns == ["model.ngf"]
+    assert "model.ndf" in runs and "model.ndf" not in result.config_columns
     assert "log_every" not in runs and "threads" not in runs and "model.name" not in runs
     by_run = runs.set_index("run")
     assert tuple(by_run.loc["sweeps/lr/trial_0001", ["sweep", "trial", "model.ngf"]]) == ("lr", 1, 128)
@@ -138,6 +140,8 @@ def test_filter_and_group_by_numbers(outputs: Path) -> None:
     assert sorted(kept["run"]) == ["runs/a", "runs/live", "runs/nan"] + [f"sweeps/lr/trial_000{i}" for i in range(4)]
     kept = filter_runs(runs, "`model.ngf` == 64")
     assert sorted(kept["trial"]) == [0, 2]
+    # a key that is the same in every run it applies to can be filtered on too
+    assert len(filter_runs(runs, "model.ndf == 32")) == 8
 
     groups = group_runs(runs, ["model"], "fid").set_index("model")
     assert groups.loc["dcgan", "count"] == 8 and groups.loc["mlp", "count"] == 1

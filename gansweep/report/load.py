@@ -92,7 +92,9 @@ class LoadResult:
     warnings: list[str]
     sweeps: dict[str, SweepInfo]
     config_columns: list[str]
-    """Config keys (dotted) that differ between the runs they apply to, or were swept."""
+    """Config keys (dotted) that differ between the runs they apply to, or were swept: the
+    ones shown and plotted. The frame holds every applicable key, so a filter, a sort or an
+    export can name one that is the same in every run."""
 
 
 def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -181,9 +183,12 @@ def load_runs(roots: list[Path]) -> LoadResult:
         runs = pd.DataFrame(columns=["run", "status", "diagnosis", "path"])
         return LoadResult(runs, len(run_dirs), skipped, warnings, sweeps, [])
     swept = {key for info in sweeps.values() for key in info.params}
-    config_columns = _differing_keys(configs, taken=set(rows[0]), always=swept)
+    keys = _config_keys(configs, taken=set(rows[0]))
+    config_columns = _differing_keys(configs, keys, always=swept)
+    # the keys that vary first, then the rest: the table reads what changed, then the settings
+    keys = config_columns + [k for k in keys if k not in config_columns]
     runs = pd.DataFrame(rows)
-    values = pd.DataFrame([[_scalar(c.get(k)) for k in config_columns] for c in configs], columns=config_columns)
+    values = pd.DataFrame([[_scalar(c.get(k)) for k in keys] for c in configs], columns=keys)
     # "path" last, after the config columns, so every exported file reads left to right.
     runs = pd.concat([runs.drop(columns="path"), values, runs["path"]], axis=1)
     return LoadResult(runs, len(run_dirs), skipped, warnings, sweeps, config_columns)
@@ -227,24 +232,27 @@ def _note_sweep(sweeps: dict[str, SweepInfo], summary: RunSummary) -> None:
     info.objectives += [name for name in summary.sweep.objectives if name not in info.objectives]
 
 
-def _differing_keys(configs: list[dict[str, Any]], taken: set[str], always: set[str]) -> list[str]:
-    """Config keys whose values differ between runs, and that are not columns already.
+def _config_keys(configs: list[dict[str, Any]], taken: set[str]) -> list[str]:
+    """Every config key of the runs that is not a column already (``model.name`` counts as
+    taken when ``model`` is a column)."""
+    keys: dict[str, None] = {}
+    for config in configs:
+        keys.update(dict.fromkeys(config))
+    return [key for key in keys if key not in taken and not (key.endswith(".name") and key.rpartition(".")[0] in taken)]
+
+
+def _differing_keys(configs: list[dict[str, Any]], keys: list[str], always: set[str]) -> list[str]:
+    """Those of ``keys`` whose values differ between runs.
 
     Only runs holding a key compare it: another model's keys, or keys that do not apply
     to a run's data, are not "different". A key of a config group compares only runs
     with the same option (``data.std`` among ring8 runs, not ring8 against grid25): two
-    options' own defaults are not a choice. ``model.name`` counts as taken when
-    ``model`` is a column. Keys in ``always`` are kept even when they do not differ (a
-    swept key with one loaded trial).
+    options' own defaults are not a choice. Keys in ``always`` are kept even when they do
+    not differ (a swept key with one loaded trial).
     """
-    keys: dict[str, None] = {}
-    for config in configs:
-        keys.update(dict.fromkeys(config))
     differing = []
     for key in keys:
-        group, _, leaf = key.rpartition(".")
-        if key in taken or (leaf == "name" and group in taken):
-            continue
+        group = key.rpartition(".")[0]
         by_option: dict[str, set[str]] = {}
         for config in configs:
             if key in config:

@@ -31,6 +31,7 @@ from gansweep.arguments import ArgumentParser
 from gansweep.atomic import write_text_atomic
 from gansweep.config import from_yaml_file
 from gansweep.errors import ConfigError, DivergedError, RunFolderError
+from gansweep.health import not_working
 from gansweep.progress import console
 from gansweep.rundir import RunFolder, RunSummary, SweepMembership
 from gansweep.scores import SCORES, format_score, higher_is_better, is_finite_number
@@ -41,6 +42,7 @@ from gansweep.train import train
 
 CONFIRM_DIR = "confirm"
 CONFIRM_CSV = "confirm.csv"
+NOT_WORKING_SEEDS = "not_working"  # confirm.csv: completed seeds whose generator does not work
 CONFIRMED_BEST = "confirmed_best"  # .yaml: the best trial over the new seeds, as best.yaml is over the sweep's
 SEED_BASE = 1000  # confirmation seeds are 1000, 1001, ...: never a sweep trial's seed (0 unless set)
 
@@ -142,12 +144,17 @@ def run_confirmation(candidate: Candidate, seed: int, out_dir: Path) -> RunSumma
 
 def summarize(runs: dict[int, list[RunSummary]], objective: str, sweep_values: dict[int, Optional[float]]) -> pd.DataFrame:
     """One row per confirmed trial: each score's mean, std and worst seed, over the seeds
-    that completed (a diverged or stopped seed counts in ``completed`` only)."""
+    that completed (a diverged or stopped seed counts in ``completed`` only), and how many
+    of those drew no working generator (``not_working``: noise, or no mode covered).
+
+    Trials whose every completed seed works rank first, by the objective's mean: a mean
+    over seeds that drew noise is not a recipe's score."""
     rows = []
     for number, all_seeds in runs.items():
         summaries = [s for s in all_seeds if s.status.has_objective]
         row: dict[str, object] = {"trial": number, "seeds": len(all_seeds), f"sweep_{objective}": sweep_values[number]}
         row["completed"] = len(summaries)
+        row[NOT_WORKING_SEEDS] = sum(not_working(s.scores) is not None for s in summaries)
         names = [n for n in SCORES if any(n in s.scores for s in summaries)]
         for name in names:
             values = [float(s.scores[name]) for s in summaries if is_finite_number(s.scores.get(name))]
@@ -163,8 +170,13 @@ def summarize(runs: dict[int, list[RunSummary]], objective: str, sweep_values: d
     frame = pd.DataFrame(rows)
     key = f"{objective}_mean"
     if key in frame:
-        frame = frame.sort_values(key, ascending=not higher_is_better(objective), kind="stable")
+        frame = frame.sort_values([NOT_WORKING_SEEDS, key], ascending=[True, not higher_is_better(objective)], kind="stable")
     return frame.reset_index(drop=True)
+
+
+def confirmed(best: pd.Series, objective: str) -> bool:
+    """Whether the top row of ``summarize`` is a confirmed recipe: scored on new seeds, each of them a working generator."""
+    return pd.notna(best.get(f"{objective}_mean")) and best[NOT_WORKING_SEEDS] == 0
 
 
 def _run_all(jobs: list[tuple[Candidate, int, Path]], workers: int) -> Iterator[RunSummary]:
@@ -201,8 +213,12 @@ def run_confirm(argv: list[str]) -> int:
     frame = summarize(runs, objective, {c.number: c.value for c in candidates})
     write_text_atomic(sweep_dir / CONFIRM_CSV, frame.to_csv(index=False))
     console.print(confirm_table(frame, objective))
-    if f"{objective}_mean" in frame:
-        write_text_atomic(sweep_dir / f"{CONFIRMED_BEST}.yaml", confirmed_best_yaml(frame.iloc[0], candidates, objective, sweep_dir))
+    if not confirmed(frame.iloc[0], objective):
+        console.print(f"confirmation: {sweep_dir / CONFIRM_CSV}; no {CONFIRMED_BEST}.yaml: no trial drew a working generator "
+                      f"on every new seed (noise or no mode covered); retrain with a longer budget or confirm more trials (--top)",
+                      markup=False)
+        return 0
+    write_text_atomic(sweep_dir / f"{CONFIRMED_BEST}.yaml", confirmed_best_yaml(frame.iloc[0], candidates, objective, sweep_dir))
     console.print(f"confirmation: {sweep_dir / CONFIRM_CSV}, {CONFIRMED_BEST}.yaml")
     return 0
 
@@ -224,10 +240,11 @@ def confirm_table(frame: pd.DataFrame, objective: str) -> Table:
         shown.remove(objective)
     shown = [objective, *shown][:4]
     table = Table(title=f"confirmation over {int(frame['seeds'].max())} seeds (mean ± std, worst)")
-    for column in ("trial", f"sweep {objective}", *shown):
+    for column in ("trial", f"sweep {objective}", "working seeds", *shown):
         table.add_column(column, justify="right")
     for _, row in frame.iterrows():
-        cells = [str(int(row["trial"])), format_score(objective, row[f"sweep_{objective}"])]
+        working = f"{int(row['completed'] - row[NOT_WORKING_SEEDS])}/{int(row['seeds'])}"
+        cells = [str(int(row["trial"])), format_score(objective, row[f"sweep_{objective}"]), working]
         for name in shown:
             mean, std, worst = row.get(f"{name}_mean"), row.get(f"{name}_std"), row.get(f"{name}_worst")
             cells.append("-" if mean is None or pd.isna(mean) else f"{mean:.4g} ± {std:.2g} ({worst:.4g})")

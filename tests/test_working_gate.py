@@ -15,8 +15,10 @@ from report_fixtures import image_scores, mixture_scores, train_config, write_ru
 from test_report import report
 
 from gansweep.cli import main
+from gansweep.confirm import confirmed, summarize
 from gansweep.health import not_working
 from gansweep.metrics.evaluate import EvalSettings, Evaluator, RealData
+from gansweep.rundir import RunSummary, Status
 from gansweep.sweep.outputs import best_trial
 from gansweep.sweep.trial import NOT_WORKING
 
@@ -86,3 +88,18 @@ def test_report_ranks_runs_without_a_working_generator_below_working_ones(tmp_pa
     for key, order in (("fid", ["digits", "noise", "ring_blob", "ring_ok"]), ("mixture_tv", ["ring_ok", "ring_blob", "digits", "noise"])):
         assert report(str(tmp_path), "--sort", key, "--csv", str(tmp_path / "runs.csv"))[0] == 0
         assert list(pd.read_csv(tmp_path / "runs.csv")["run"]) == order
+
+
+def test_a_confirmation_whose_new_seeds_draw_noise_is_not_the_confirmed_best() -> None:
+    def retrained(trial: int, fid: float, precision: float) -> RunSummary:
+        return RunSummary(status=Status.completed, run_dir=f"t{trial}", model="dcgan", data="mnist", loss="bce", lr=2e-4,
+                          lr_g=2e-4, lr_d=2e-4, batch_size=64, beta1=0.5, beta2=0.999, seed=1000, total_steps=100,
+                          scores=image_scores(fid=fid, precision=precision))
+    # trial 1's mean FID is lower only because one of its new seeds drew noise (FID 339.6 beats 415)
+    runs = {0: [retrained(0, 415.0, 0.3), retrained(0, 420.0, 0.3)], 1: [retrained(1, 339.6, 0.0), retrained(1, 400.0, 0.3)]}
+    frame = summarize(runs, "fid", {0: 400.0, 1: 390.0})
+    assert list(frame["trial"]) == [0, 1] and list(frame["not_working"]) == [0, 1]
+    assert confirmed(frame.iloc[0], "fid")
+
+    only_noise = summarize({1: runs[1]}, "fid", {1: 390.0})
+    assert not confirmed(only_noise.iloc[0], "fid")

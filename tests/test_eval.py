@@ -9,6 +9,9 @@ import pytest
 import torch
 
 from gansweep.cli import main
+from gansweep.config import compose_config, to_train_config
+from gansweep.rundir import SweepMembership
+from gansweep.train import train
 
 SCORES = ("fid", "precision", "recall", "density", "coverage", "modes_covered", "modes_total", "mode_kl", "confidence")
 TINY_DCGAN = ["model.ngf=8", "model.ndf=8", "batch_size=16", "steps=8", "log_every=4", "eval.n_samples=300"]
@@ -141,3 +144,17 @@ def test_a_2d_run_keeps_its_best_generator_by_its_objective(tmp_path: Path) -> N
     assert summary["best_of"] == {"score": "mixture_tv", "value": best_row["mixture_tv"], "step": best_row["step"]}
     assert best["score"] == "mixture_tv" and best["step"] == best_row["step"]
     assert main(["eval", str(run), "--checkpoint", "best"]) == 0
+
+
+def test_a_trial_keeps_its_best_generator_by_the_sweeps_objective_in_its_direction(tmp_path: Path) -> None:
+    """A sweep by modes_covered (higher is better) keeps best.pt where it first peaked: here step 30,
+    where mixture_tv would keep step 40 and the wrong direction step 10."""
+    cfg = to_train_config(compose_config(["model=mlp", "data=ring8", "data.std=0.5", "model.hidden=16", "steps=40",
+                                          "eval_every=10", "eval.mixture_samples=500", "threads=1"]))
+    run = tmp_path / "trial_0000"
+    train(cfg, run, [], sweep=SweepMembership("modes", 0, {}, ["modes_covered"]), quiet=True)
+    evals = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if '"eval"' in line]
+    assert [e["modes_covered"] for e in evals] == [1, 1, 2, 2]  # measured: the runs near the modes cover more as they train
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["best_of"] == {"score": "modes_covered", "value": 2, "step": 30}
+    assert torch.load(run / "checkpoints" / "best.pt", weights_only=True)["step"] == 30

@@ -56,3 +56,15 @@ def test_an_explicit_thread_count_is_taken_as_given(tmp_path):
             assert set_threads(3, share) == (3, None)
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_run_with_threads_0_records_the_count_it_trained_with(tmp_path):
+    run = tmp_path / "run"
+    script = ("import torch, sys; from gansweep.cli import main; "
+              f"code = main(['train', 'hydra.run.dir={run}', 'model=mlp', 'data=ring8', 'model.hidden=8', 'steps=5', "
+              "'eval.enabled=false', 'threads=0']); print(torch.get_num_threads()); sys.exit(code)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    used = int(done.stdout.split()[-1])
+    assert json.loads((run / "summary.json").read_text())["threads"] == used >= 1
+    assert "threads: 0" in (run / "config.yaml").read_text()  # the request stays as given; the summary says what it became

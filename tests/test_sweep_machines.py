@@ -10,12 +10,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import optuna
 import pandas as pd
 import pytest
 import yaml
 
+from gansweep.rundir import Status
+from gansweep.sweep.driver import _Trials, next_trial
 from gansweep.sweep.outputs import best_trial
 from gansweep.sweep.study import HEARTBEAT_S, StudySpec, make_pruner, open_study, with_driver
 
@@ -163,3 +166,36 @@ def test_a_database_restart_mid_trial_loses_nothing(tmp_path: Path, postgres_url
     trial = optuna.load_study(study_name="blip", storage=with_driver(postgres_url)).trials[0]
     assert trial.state == optuna.trial.TrialState.COMPLETE and trial.user_attrs["status"] == "completed"
     assert json.loads((tmp_path / "a" / "blip" / "trial_0000" / "summary.json").read_text())["status"] == "completed"
+
+
+def _blipping(study: optuna.Study, names: tuple[str, ...]) -> list[str]:
+    """Make each named method of ``study`` fail once as a dropped connection does; returns the calls that failed."""
+    failed: list[str] = []
+    for name in names:
+        method = getattr(study, name)
+
+        def once(*args, _method=method, _name=name, **kwargs):
+            if _name not in failed:
+                failed.append(_name)
+                raise optuna.exceptions.StorageInternalError(f"{_name}: server closed the connection unexpectedly")
+            return _method(*args, **kwargs)
+        setattr(study, name, once)
+    return failed
+
+
+def test_a_database_blip_at_a_trials_start_or_end_is_waited_out(tmp_path: Path) -> None:
+    """The worker's own calls (ask, the trial counts, tell, the retry's enqueue) retry a
+    dropped connection, as the heartbeat does: a restart that lands between trials must not
+    crash the worker with a traceback and have the trial trained again."""
+    study = optuna.create_study(direction="minimize")
+    spec = SimpleNamespace(plan=SimpleNamespace(sweep_dir=tmp_path), n_trials=2,
+                           space=SimpleNamespace(params={"lr": optuna.distributions.FloatDistribution(1e-4, 1e-3)}))
+    failed = _blipping(study, ("ask", "get_trials", "tell", "enqueue_trial"))
+    trial = next_trial(spec, study)
+    trials = _Trials(spec, study, None)
+    trials.tell(SimpleNamespace(state=optuna.trial.TrialState.COMPLETE, values=[1.0], status=Status.completed, params={}), trial)
+    second = next_trial(spec, study)
+    trials.tell(SimpleNamespace(state=optuna.trial.TrialState.FAIL, values=None, status=Status.interrupted,
+                                params=second.params), second)
+    assert sorted(failed) == ["ask", "enqueue_trial", "get_trials", "tell"]
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "FAIL", "WAITING"]  # the interrupted one waits for the rerun

@@ -35,6 +35,7 @@ from gansweep.sweep.study import (
     make_storage,
     mark_alive,
     open_study,
+    patiently,
     retry_attrs,
     retry_stale_trials,
     running_trials,
@@ -102,12 +103,13 @@ def worker_seed(seed: int, worker_index: int, trials_so_far: int, host: str | No
 
 def next_trial(spec: WorkerSpec, study: optuna.Study) -> Optional[optuna.trial.Trial]:
     with FileLock(str(spec.plan.sweep_dir / ".ask.lock")):
-        retry_stale_trials(study)
-        if len(finished_trials(study)) + len(running_trials(study)) >= spec.n_trials:
+        # Each database call waits out a restart: a blip here must not end the worker.
+        patiently(lambda: retry_stale_trials(study))
+        if patiently(lambda: len(finished_trials(study)) + len(running_trials(study))) >= spec.n_trials:
             return None
         # Samples every key of the space (or takes an enqueued trial's fixed values).
-        trial = study.ask(fixed_distributions=spec.space.params)
-        mark_alive(trial)  # before the lock is released, so a crash from here on is seen as stale
+        trial = patiently(lambda: study.ask(fixed_distributions=spec.space.params))
+        patiently(lambda: mark_alive(trial))  # before the lock is released, so a crash from here on is seen as stale
         return trial
 
 
@@ -165,14 +167,15 @@ class _Trials:
         beat = self.beats.pop(trial.number, None)
         if beat is not None:
             beat.__exit__(None, None, None)
-        # skip_if_finished: another host may have failed this trial as stale meanwhile.
+        # skip_if_finished: another host may have failed this trial as stale meanwhile, or
+        # a tell that reached the database before a restart is retried by patiently.
         if outcome.state == TrialState.COMPLETE:
-            self.study.tell(trial, outcome.values, skip_if_finished=True)
+            patiently(lambda: self.study.tell(trial, outcome.values, skip_if_finished=True))
         else:
-            self.study.tell(trial, state=outcome.state, skip_if_finished=True)
+            patiently(lambda: self.study.tell(trial, state=outcome.state, skip_if_finished=True))
         if outcome.status is Status.interrupted:
             # Stopped by the user: leave it to be retried (from its checkpoint) by the next run.
-            self.study.enqueue_trial(outcome.params, user_attrs=retry_attrs(trial))
+            patiently(lambda: self.study.enqueue_trial(outcome.params, user_attrs=retry_attrs(trial)))
             self.interrupted = True
         if self.on_outcome:
             self.on_outcome(outcome)

@@ -15,7 +15,7 @@ from gansweep.errors import GansweepError
 from gansweep.progress import console
 from gansweep.rundir import RunFolder
 from gansweep.scores import is_better
-from gansweep.sweep.study import trial_status, trial_stop_reason
+from gansweep.sweep.study import patiently, trial_status, trial_stop_reason
 from gansweep.sweep.trial import NOT_WORKING, trial_dir
 
 ROWS = 20  # most recent trials shown
@@ -99,7 +99,7 @@ class LiveView:
         if self._live is not None:
             self._live.refresh()
             return
-        for t in self.study.get_trials(deepcopy=False):
+        for t in patiently(lambda: self.study.get_trials(deepcopy=False)):
             if t.state.is_finished() and t.number not in self._printed:
                 self._printed.add(t.number)
                 values = ", ".join(f"{o}={_fmt(v)}" for o, v in zip(self.objectives, t.values or []))

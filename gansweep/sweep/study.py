@@ -216,7 +216,7 @@ def retry_stale_trials(study: optuna.Study) -> list[int]:
     failed = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if is_stale(t, now):
-            study.tell(t.number, state=TrialState.FAIL)
+            study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)  # a retried call may find it failed
             study.enqueue_trial(t.params, user_attrs=retry_attrs(t), skip_if_exists=False)
             failed.append(t.number)
     return failed

@@ -145,9 +145,9 @@ def prepare_trial(plan: TrialPlan, study: optuna.Study, trial: optuna.trial.Tria
             prepared.claim = RunFolder(prepared.out_dir)
             prepared.claim.take_over()
         # Stated in trials.csv: a retry resumes only where the stale trial's folder is reachable.
-        trial.set_user_attr("retry_from", "checkpoint" if prepared.resume else (
+        record(trial, {"retry_from": "checkpoint" if prepared.resume else (
             "scratch: no checkpoint in its folder" if stale_dir.is_dir()
-            else f"scratch: trial {retry_of}'s folder is not under {plan.sweep_dir} (a --dir shared by all machines resumes it)"))
+            else f"scratch: trial {retry_of}'s folder is not under {plan.sweep_dir} (a --dir shared by all machines resumes it)")})
     probabilities = LOSSES[cfg.loss.name].probabilities
     health = HealthWatch(plan.objectives[0], probabilities, prepared.membership.base_config) if plan.early_stop else None
     prepared.hooks = TrialStopper(trial, study, plan.objectives, health, plan.prune, cfg.eval_every).hooks()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -364,6 +366,28 @@ def test_runs_racing_for_one_hydra_run_dir_leave_the_winners_config_whole(tmp_pa
     winner = next(seed for seed, p in zip(seeds, procs) if p.returncode == 0)
     assert yaml.safe_load((run / "config.yaml").read_text())["seed"] == winner
     assert yaml.safe_load((run / ".hydra" / "config.yaml").read_text())["seed"] == winner
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seen", [".gansweep-run", ".hydra"])
+def test_sigterm_during_start_up_leaves_no_half_written_folder(tmp_path, seen):
+    """SIGTERM the moment a starting run claims its folder (or Hydra writes .hydra/): one
+    line, exit 130, and the folder is either gone or a run that resume= continues, never a
+    claim or a .hydra/ without a config.yaml beside it."""
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "gansweep", "train", *TINY_MLP, "steps=2000", "threads=1",
+                             f"hydra.run.dir={run}"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=subprocess_env())
+    deadline = time.monotonic() + 120
+    while not (run / seen).exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, (out, err)
+    assert "Traceback" not in out + err and "interrupted" in out + err
+    if run.exists():
+        assert summary(run)["status"] == "interrupted", sorted(p.name for p in run.iterdir())
+        assert (run / "config.yaml").is_file() and (run / ".hydra" / "config.yaml").is_file()
 
 
 # Folders that cannot be written ----------------------------------------------------------

@@ -101,6 +101,7 @@ def test_pbt_leaves_a_study_a_folder_per_member_with_its_lineage_and_a_replay_co
     assert (pbt_dir / "lineage.png").stat().st_size > 10_000
     best = yaml.safe_load((pbt_dir / "best.yaml").read_text())
     (number,) = [t.number for t in study.trials if t.user_attrs["config"]["seed"] == best["seed"]]
+    assert (pbt_dir / "best.yaml").read_text().startswith(f"# Best member of PBT run {pbt_dir.name}: member {number} (")
     assert best["schedule"] == lineages[number]["schedule"] == study.trials[number].user_attrs["schedule"]
     assert {k: best[k] for k in ("lr_g", "lr_d", "beta1", "beta2")} == pytest.approx(lineages[number]["start"])
 

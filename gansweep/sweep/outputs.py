@@ -69,7 +69,12 @@ def best_trial(study: optuna.Study, objectives: list[str]) -> Optional[FrozenTri
 def best_yaml_text(stored: dict[str, Any], trial: FrozenTrial, sweep_dir: Path, sweep_name: str, objectives: list[str]) -> str:
     """A primary Hydra config that reproduces the trial (its stored config) with `gansweep train`."""
     scores = ", ".join(f"{o}={format_score(o, v)}" for o, v in zip(objectives, trial.values))
-    return reproducing_yaml(stored, f"Best trial of sweep {sweep_name}: trial {trial.number} ({scores}).", sweep_dir, "best")
+    if "copies" in trial.user_attrs:  # a PBT member: what is rerun is its schedule, not its copied weights
+        title = (f"Best member of PBT run {sweep_name}: member {trial.number} ({scores}), replayed from scratch by its "
+                 f"schedule; confirm it on new seeds (gansweep confirm {sweep_dir}).")
+    else:
+        title = f"Best trial of sweep {sweep_name}: trial {trial.number} ({scores})."
+    return reproducing_yaml(stored, title, sweep_dir, "best")
 
 
 def reproducing_yaml(stored: dict[str, Any], title: str, config_dir: Path, config_name: str) -> str:

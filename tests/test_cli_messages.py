@@ -51,7 +51,8 @@ def test_an_unwritable_output_is_one_line_before_any_table(tmp_path: Path, capsy
 
 
 def test_the_confirm_table_shows_trial_numbers_as_integers() -> None:
-    frame = pd.DataFrame([{"trial": 2.0, "seeds": 2, "sweep_fid": 30.0, "fid_mean": 31.0, "fid_std": 1.0, "fid_worst": 32.0}])
+    frame = pd.DataFrame([{"trial": 2.0, "seeds": 2, "sweep_fid": 30.0, "completed": 2, "not_working": 0,
+                           "fid_mean": 31.0, "fid_std": 1.0, "fid_worst": 32.0}])
     console = Console(width=120, record=True, color_system=None)
     console.print(confirm_table(frame, "fid"))
     text = console.export_text()

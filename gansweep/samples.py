@@ -77,7 +77,7 @@ def save_scatter(points: torch.Tensor, path: Path, centers: Optional[torch.Tenso
     text = ImageDraw.Draw(picture)
     font = ImageFont.load_default(size=13)
     outside = len(pts) - int(inside.sum())
-    legend = f"blue: {len(pts)} generated" + (f" ({outside} outside the frame)" if outside else "") + ("; red x: modes, blue if hit" if c is not None else "")
+    legend = f"blue: {len(pts)} generated" + (f" ({outside} outside the frame)" if outside else "") + ("; red x: modes, drawn under the points" if c is not None else "")
     text.text((6, 3), title, fill="black", font=font)
     text.text((6, 21), legend, fill=(90, 90, 90), font=font)
     buf = io.BytesIO()

@@ -39,7 +39,7 @@ def compose(*overrides: str) -> TrainConfig:
 
 def test_the_yaml_options_are_the_names_the_code_knows():
     assert options("model") == sorted(MODELS)
-    assert options("experiment") == ["grid25_best", "pacgan", "pacgan2", "pacgan4", "ring8_best"]
+    assert options("experiment") == ["grid25_best", "grid25_pbt", "pacgan", "pacgan2", "pacgan4", "ring8_best"]
     assert options("data") == sorted(DATA_NAMES)
     assert options("loss") == sorted(LOSS_NAMES) == sorted(LOSSES)
 

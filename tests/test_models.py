@@ -305,3 +305,15 @@ def test_presets_found_by_search_hold_the_confirmed_trial_and_take_any_seed(pres
     summary = json.loads((run / "summary.json").read_text())
     assert (summary["status"], summary["seed"], summary["loss"], summary["steps"]) == ("completed", 7, loss, 20)
     assert summary["scores"]["modes_total"] == {"grid25": 25, "ring8": 8}[data]
+
+
+def test_the_pbt_preset_is_the_replay_its_pbt_run_confirmed(tmp_path: Path):
+    """grid25_pbt: grid25_best packed over 2, with the start values and schedule of the PBT
+    run's best member (BENCHMARKS.md), and it trains with any seed."""
+    cfg = compose("+experiment=grid25_pbt", "seed=7")
+    assert (cfg.model.pack, cfg.model.z_dim, cfg.model.g_layers, cfg.loss.name, cfg.steps, cfg.batch_size) == (2, 2, (128, 3), "hinge", 25_000, 128)
+    assert (cfg.lr_g, cfg.lr_d, cfg.beta1, cfg.beta2) == (0.0004483962819001558, 0.0004584070847011658, 0.18934430496645682, 0.9128797371357199)
+    assert [entry.step for entry in cfg.schedule] == [15_000, 20_000]
+    run = tmp_path / "run"
+    assert main(["train", "+experiment=grid25_pbt", "seed=7", "steps=20", "eval.mixture_samples=200", "threads=1", f"hydra.run.dir={run}"]) == 0
+    assert json.loads((run / "summary.json").read_text())["status"] == "completed"

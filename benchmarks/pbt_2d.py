@@ -91,17 +91,17 @@ def case_rows(case: Case, out: Path) -> tuple[str, str]:
 
 def markdown(out: Path, cases: list[Case]) -> str:
     rows = {case.name: case_rows(case, out) for case in cases}
-    parts = [MD_BEGIN, "`python benchmarks/pbt_2d.py --write-md BENCHMARKS.md`", "",
-             "| PBT run | starting point | members x steps | generator updates | core-hours (PBT + replays) | best member's mixture_tv in the run |",
-             "| --- | --- | --- | --- | --- | --- |", *(rows[c.name][0] for c in cases), "",
-             "Each run's best member, its schedule replayed from scratch with seeds 1000-1004 (`gansweep confirm --top 1`):", ""]
+    runs = ["| PBT run | starting point | members x steps | generator updates | core-hours (PBT + replays) | best member's mixture_tv in the run |",
+            "| --- | --- | --- | --- | --- | --- |", *(rows[c.name][0] for c in cases)]
+    blocks = [MD_BEGIN + "\n`python benchmarks/pbt_2d.py --write-md BENCHMARKS.md`", "\n".join(runs),
+              "Each run's best member, its schedule replayed from scratch with seeds 1000-1004 (`gansweep confirm --top 1`):"]
     for data in ("grid25", "ring8"):
-        parts += ["| configuration | seeds | modes | modes, 10+ HQ | HQ | KL | mixture_tv |",
-                  "| --- | --- | --- | --- | --- | --- | --- |",
-                  *(rows[c.name][1] for c in cases if c.data == data),
-                  *(f"| PacGAN paper: {LABELS[m]} ({data}) | 10 | {PAPER[(data, m)][0]} / {MODES[data]} | – "
-                    f"| {PAPER[(data, m)][1]}% | {PAPER[(data, m)][2]} | – |" for m in ("pacgan", "pacgan2", "pacgan4")), ""]
-    return "\n".join([*parts[:-1], MD_END])
+        blocks.append("\n".join([
+            "| configuration | seeds | modes | modes, 10+ HQ | HQ | KL | mixture_tv |", "| --- | --- | --- | --- | --- | --- | --- |",
+            *(rows[c.name][1] for c in cases if c.data == data),
+            *(f"| PacGAN paper: {LABELS[m]} ({data}) | 10 | {PAPER[(data, m)][0]} / {MODES[data]} | – "
+              f"| {PAPER[(data, m)][1]}% | {PAPER[(data, m)][2]} | – |" for m in ("pacgan", "pacgan2", "pacgan4"))]))
+    return "\n\n".join(blocks) + "\n" + MD_END
 
 
 def main() -> None:
@@ -111,6 +111,8 @@ def main() -> None:
     parser.add_argument("--case", action="append", choices=[c.name for c in CASES], help="run only this case (repeatable)")
     parser.add_argument("--write-md", type=Path, default=None, help="replace the pbt_2d section of this markdown file")
     args = parser.parse_args()
+    if args.case and args.write_md:  # the section holds every case: one case alone would drop the others' rows
+        parser.error("--write-md writes every case's rows; run it without --case")
     cases = [c for c in CASES if not args.case or c.name in args.case]
     for case in cases:
         run_case(case, args.out, args.workers)

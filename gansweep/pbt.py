@@ -34,9 +34,10 @@ from gansweep.devices import pick_device
 from gansweep.health import not_working
 from gansweep.lineage import History
 from gansweep.member import Member, MemberSpec
-from gansweep.population import MemberResult, Population, end_member, stop_on_signal
+from gansweep.population import MemberResult, Population, end_member
 from gansweep.progress import console
 from gansweep.scores import higher_is_better, is_finite_number
+from gansweep.signals import stop_on_signal
 from gansweep.threads import ThreadShare, set_threads
 
 PERTURB = (0.8, 1.25)  # explore: each searched value times one of these, or drawn anew

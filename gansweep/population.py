@@ -14,10 +14,9 @@ who else is in the population.
 from __future__ import annotations
 
 import json
-import signal
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Optional
+from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -32,6 +31,7 @@ from gansweep.losses import LOSSES
 from gansweep.member import Member, MemberSpec, StopTraining, stop_reason_of
 from gansweep.progress import console
 from gansweep.rundir import RunFolder, RunSummary, StopKind
+from gansweep.signals import stop_on_signal
 from gansweep.stacked import StackedNet
 from gansweep.threads import ThreadShare, set_threads
 
@@ -224,32 +224,6 @@ def end_member(pop: Population, k: int, exc: Optional[BaseException], on_done: C
         pop.save(k)
     m.finish(reason)
     on_done(MemberResult(m.spec, m.summary, exc if reason is not None and reason.kind is StopKind.failed else None))
-
-
-@contextmanager
-def stop_on_signal() -> Iterator[list[int]]:
-    """Turn the first SIGINT/SIGTERM into a flag the loop checks between steps.
-
-    A second Ctrl-C raises KeyboardInterrupt as usual. Outside the main thread
-    (no signal handlers possible) this is a no-op.
-    """
-    caught: list[int] = []
-
-    def handler(signum: int, frame: Any) -> None:
-        if caught and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        caught.append(signum)
-
-    try:
-        previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    except ValueError:
-        yield caught
-        return
-    try:
-        yield caught
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
 
 
 def train_population(

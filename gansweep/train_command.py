@@ -26,6 +26,7 @@ from gansweep.config import compose_config, from_yaml_file, one_line, register_c
 from gansweep.errors import EXIT_INTERRUPTED, ConfigError, GansweepError, RunFolderError, os_error_line
 from gansweep.progress import console, err_console
 from gansweep.rundir import RunFolder, Status
+from gansweep.signals import signals_held
 from gansweep.train import train
 
 register_configs()
@@ -173,19 +174,21 @@ def run_train(argv: list[str]) -> int:
         others = [o for o in args.overrides if not o.startswith("resume=")]
         return _resume(resume[0].split("=", 1)[1], others)
     reserved = None
-    if not (args.help or args.hydra_help or args.info or args.shell_completion):
-        validate(args.overrides, args.config_name, args.config_dir)
-        reserved = _check_output_dirs(args.overrides, args.multirun)
-    _exit_codes.clear()
     saved = sys.argv
-    # The installed completion script names and calls this program: gansweep, not "gansweep train".
-    sys.argv = ["gansweep" if args.shell_completion else "gansweep train", *argv]
     try:
+        if not (args.help or args.hydra_help or args.info or args.shell_completion):
+            validate(args.overrides, args.config_name, args.config_dir)
+            with signals_held():  # a stop right after the claim finds it in `reserved` and removes it
+                reserved = _check_output_dirs(args.overrides, args.multirun)
+        _exit_codes.clear()
+        # The installed completion script names and calls this program: gansweep, not "gansweep train".
+        sys.argv = ["gansweep" if args.shell_completion else "gansweep train", *argv]
         _hydra_task()
     except SystemExit as exc:  # Hydra exits after --help/--info, and on its own errors
         return exc.code if isinstance(exc.code, int) else 1
     finally:
         sys.argv = saved
         if reserved is not None and not reserved.summary_path.exists():
-            _remove_unstarted(reserved.path)  # no run started (--cfg, stopped in start-up): nothing left behind
+            with signals_held():
+                _remove_unstarted(reserved.path)  # no run started (--cfg, stopped in start-up): nothing left behind
     return max(_exit_codes, default=0)

@@ -369,17 +369,17 @@ def test_runs_racing_for_one_hydra_run_dir_leave_the_winners_config_whole(tmp_pa
 
 
 @pytest.mark.slow
-def test_sigterm_during_start_up_leaves_no_half_written_folder(tmp_path):
-    """SIGTERM the moment Hydra writes .hydra/ into a starting run's folder: one line, exit
-    130, and the folder is either gone or a run that resume= continues, never a .hydra/
-    without a config.yaml beside it. (At the claim itself, a race can still leave a bare
-    claimed folder: an open bug.)"""
+@pytest.mark.parametrize("seen", [".gansweep-run", ".hydra"])
+def test_sigterm_during_start_up_leaves_no_half_written_folder(tmp_path, seen):
+    """SIGTERM the moment a starting run claims its folder, or Hydra writes .hydra/ into it:
+    one line, exit 130, and the folder is either gone or a run that resume= continues,
+    never a bare claim or a .hydra/ without a config.yaml beside it."""
     run = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "gansweep", "train", *TINY_MLP, "steps=2000", "threads=1",
                              f"hydra.run.dir={run}"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=subprocess_env())
     deadline = time.monotonic() + 120
-    while not (run / ".hydra").exists() and proc.poll() is None and time.monotonic() < deadline:
+    while not (run / seen).exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.005)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=120)
@@ -388,6 +388,30 @@ def test_sigterm_during_start_up_leaves_no_half_written_folder(tmp_path):
     if run.exists():
         assert summary(run)["status"] == "interrupted", sorted(p.name for p in run.iterdir())
         assert (run / "config.yaml").is_file() and (run / ".hydra" / "config.yaml").is_file()
+
+
+# Sends the process SIGTERM in the instant after the claim file is written and locked,
+# before the claim is recorded for clean-up: the window a real kill hits only by luck.
+SIGTERM_AT_CLAIM = """
+import os, signal, sys
+from gansweep import cli, rundir
+hold = rundir.RunFolder._hold_claim
+def hold_then_stop(self, fh):
+    hold(self, fh)
+    os.kill(os.getpid(), signal.SIGTERM)
+rundir.RunFolder._hold_claim = hold_then_stop
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def test_sigterm_in_the_instant_after_the_claim_leaves_nothing_behind(tmp_path):
+    run = tmp_path / "outputs" / "run"
+    proc = subprocess.run([sys.executable, "-c", SIGTERM_AT_CLAIM, "train", *TINY_MLP, "steps=5",
+                           f"hydra.run.dir={run}"], cwd=tmp_path, capture_output=True, text=True,
+                          env=subprocess_env(), timeout=120)
+    assert proc.returncode == 130, (proc.stdout, proc.stderr)
+    assert proc.stderr.strip() == "interrupted" and "Traceback" not in proc.stdout
+    assert list(tmp_path.iterdir()) == []  # no claim, no .hydra/, no empty parents
 
 
 # Folders that cannot be written ----------------------------------------------------------

@@ -29,7 +29,7 @@ from gansweep.rundir import RunFolder, write_json_atomic
 from gansweep.samples import save_image_grid, save_scatter
 from gansweep.batches import StackedBatches
 from gansweep.member import every, lr_factor, plan_steps
-from gansweep.population import stop_on_signal
+from gansweep.signals import stop_on_signal
 from gansweep.config import compose_config
 
 LN2 = math.log(2.0)

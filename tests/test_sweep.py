@@ -305,6 +305,42 @@ def test_a_trial_whose_worker_died_before_marking_it_alive_is_retried(tmp_path: 
     assert retry.state.name == "WAITING" and retry.user_attrs["retry_of"] == orphan.number
 
 
+# A `gansweep sweep` worker that kill -9s itself between study.ask() and marking the trial
+# alive (the milliseconds a real kill hits only by luck), or, with --grace, one that judges
+# a heartbeat-less trial stale after that many seconds instead of a minute.
+KILLED_AFTER_ASK = """
+import os, signal, sys
+from gansweep.sweep import driver, study
+if sys.argv[1] == "--kill-after-ask":
+    driver.mark_alive = lambda trial: os.kill(os.getpid(), signal.SIGKILL)
+else:
+    study.GRACE_S = float(sys.argv[2])
+from gansweep.cli import main
+sys.exit(main(["sweep", *sys.argv[3:]]))
+"""
+
+
+@pytest.mark.slow
+def test_a_worker_killed_between_ask_and_heartbeat_leaves_no_trial_running_forever(tmp_path: Path) -> None:
+    """Real processes: the killed worker's trial used to stay RUNNING, and every rerun of
+    --trials 2 ended at 1 finished, exit 0."""
+    from train_helpers import subprocess_env
+
+    args = ["--dir", str(tmp_path), "--trials", "2", "--name", "orphan", *TINY]
+
+    def worker(*how: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-c", KILLED_AFTER_ASK, *how, *args], capture_output=True, text=True,
+                              env=subprocess_env(), timeout=300)
+
+    assert worker("--kill-after-ask", "-").returncode == -signal.SIGKILL
+    time.sleep(1.5)  # the grace period the rerun is given, passed
+    rerun = worker("--grace", "1")
+    assert rerun.returncode == 0, rerun.stderr
+    frame = trials(tmp_path / "orphan").set_index("trial")
+    assert frame.loc[0, "status"] == "failed" and frame["retry_of"].dropna().tolist() == [0]
+    assert sorted(frame.drop(index=0)["status"]) == ["completed"] * 2
+
+
 # A `gansweep sweep` whose every checkpoint write finds the disk full.
 DISK_FULL = """
 import errno, sys

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import statistics
@@ -29,10 +31,18 @@ def sweep_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root / "s"
 
 
+@pytest.fixture(scope="module")
+def confirmed(sweep_dir: Path) -> tuple[Path, str]:
+    """The sweep with both trials confirmed on seeds 1000 and 1001, and what confirm printed."""
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):  # rich's console writes to whatever sys.stdout is
+        assert main(["confirm", str(sweep_dir), "--top", "2", "--seeds", "2"]) == 0
+    return sweep_dir, printed.getvalue()
+
+
 @pytest.mark.slow
-def test_two_trials_two_seeds_give_mean_std_and_worst_per_trial(sweep_dir: Path, capsys) -> None:
-    assert main(["confirm", str(sweep_dir), "--top", "2", "--seeds", "2"]) == 0
-    out = capsys.readouterr().out
+def test_two_trials_two_seeds_give_mean_std_and_worst_per_trial(confirmed: tuple[Path, str]) -> None:
+    sweep_dir, out = confirmed
     assert "mean ± std" in out and "confirm.csv" in out
 
     frame = pd.read_csv(sweep_dir / "confirm.csv")
@@ -50,10 +60,11 @@ def test_two_trials_two_seeds_give_mean_std_and_worst_per_trial(sweep_dir: Path,
         assert runs[0].lr == trial.lr  # the trial's own config, only the seed changed
 
 
-@pytest.mark.slow  # reads what the first test's confirmation wrote
-def test_confirmed_best_yaml_trains_the_trial_best_over_the_new_seeds(sweep_dir: Path) -> None:
+@pytest.mark.slow
+def test_confirmed_best_yaml_trains_the_trial_best_over_the_new_seeds(confirmed: tuple[Path, str]) -> None:
     from gansweep.config import compose_config, from_yaml_file, to_train_config
 
+    sweep_dir, _ = confirmed
     frame = pd.read_csv(sweep_dir / "confirm.csv")
     best = int(frame.sort_values("mixture_tv_mean")["trial"].iloc[0])
     text = (sweep_dir / "confirmed_best.yaml").read_text()
@@ -63,8 +74,9 @@ def test_confirmed_best_yaml_trains_the_trial_best_over_the_new_seeds(sweep_dir:
     assert (composed.lr, composed.seed, composed.steps, composed.model) == (trial_cfg.lr, trial_cfg.seed, trial_cfg.steps, trial_cfg.model)
 
 
-@pytest.mark.slow  # reads what the first test's confirmation wrote
-def test_a_rerun_reuses_finished_confirmations(sweep_dir: Path) -> None:
+@pytest.mark.slow
+def test_a_rerun_reuses_finished_confirmations(confirmed: tuple[Path, str]) -> None:
+    sweep_dir, _ = confirmed
     folder = sweep_dir / "confirm" / "trial_0000_seed_1000"
     before = (folder / "summary.json").read_text()
     assert main(["confirm", str(sweep_dir), "--top", "1", "--seeds", "1"]) == 0
@@ -72,14 +84,15 @@ def test_a_rerun_reuses_finished_confirmations(sweep_dir: Path) -> None:
 
 
 @pytest.mark.slow
-def test_two_workers_train_the_seeds_in_two_processes(sweep_dir: Path) -> None:
+def test_two_workers_train_the_seeds_in_two_processes(confirmed: tuple[Path, str]) -> None:
+    sweep_dir, _ = confirmed
     assert main(["confirm", str(sweep_dir), "--top", "1", "--seeds", "6", "--workers", "2"]) == 0
     frame = pd.read_csv(sweep_dir / "confirm.csv")
     assert frame["seeds"].tolist() == [6] and frame["completed"].tolist() == [6]
     trial = int(frame["trial"][0])
     folders = [sweep_dir / "confirm" / f"trial_{trial:04d}_seed_{SEED_BASE + i}" for i in range(6)]
     assert [RunFolder(f).read_summary().seed for f in folders] == [SEED_BASE + i for i in range(6)]
-    # Seeds 1000 and 1001 were trained by the first test; four new trainings keep both
+    # Seeds 1000 and 1001 were trained by the fixture; four new trainings keep both
     # workers busy well past the other's start-up.
     pids = {json.loads((f / CLAIM).read_text())["pid"] for f in folders[2:]}
     assert len(pids) == 2 and os.getpid() not in pids

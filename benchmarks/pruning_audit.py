@@ -132,7 +132,7 @@ def plot_curves(trials: list[Trial], cut: dict[int, int], path: Path) -> None:
     """mixture_tv against the budget, one line per trial: kept trials solid, cut ones dashed
     from where the pruner would have stopped them; the three best finals labelled."""
     fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=120)
-    best = {t.number for t in ranked(trials)[:3]}
+    best = {t.number: i for i, t in enumerate(ranked(trials)[:3])}  # label offsets: close finals get apart
     for t in trials:
         points = sorted({**t.curve, **({100: t.final} if t.final is not None else {})}.items())
         if not points:
@@ -141,7 +141,8 @@ def plot_curves(trials: list[Trial], cut: dict[int, int], path: Path) -> None:
         ax.plot(*zip(*points), color=colour, alpha=0.9 if t.number in best else 0.35,
                 linestyle="--" if t.number in cut else "-", linewidth=2 if t.number in best else 1)
         if t.number in best:
-            ax.annotate(f"trial {t.number}", (100, t.final), xytext=(4, 0), textcoords="offset points", fontsize=8, va="center")
+            ax.annotate(f"trial {t.number}", (100, t.final), xytext=(4, 9 * best[t.number] - 9), textcoords="offset points",
+                        fontsize=8, va="center")
     ax.plot([], [], color="tab:blue", label="kept by the median pruner")
     ax.plot([], [], color="tab:red", linestyle="--", label="cut by the median pruner (trained on here)")
     if any(t.final is None for t in trials):

@@ -1,5 +1,6 @@
 """A run's live curves: losses, D's outputs and its objective over the steps, redrawn
-into the run folder at every evaluation, so a glance at one PNG shows how training goes."""
+into the run folder at evaluations (at most once a minute) and at the end, so a glance at
+one PNG shows how training goes."""
 
 from __future__ import annotations
 

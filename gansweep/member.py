@@ -188,7 +188,9 @@ class Member:
         self.changes = {change.step for change in cfg.schedule}
         self.hparams = self.hparams_at(self.at.step)  # lr_g, lr_d, beta1, beta2 now
         self.joined = self.log_since = time.monotonic()
-        self.curves_at = -math.inf  # when curves.png was last drawn
+        # When curves.png was last drawn: the first interim picture waits a full interval, so a
+        # short run (a population's 16 members, each a few seconds) draws it once, at the end.
+        self.curves_at = self.joined
         self.progress = ProgressDisplay(self.total, self.at.step, f"{cfg.model.name} on {self.data.name}", quiet=quiet)
 
     # Opening and closing the folder.

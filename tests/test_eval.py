@@ -121,7 +121,7 @@ def test_auto_feature_net_is_inception_only_where_it_can_run_offline(tmp_path: P
     assert resolve_feature_net("digit_cnn") == "digit_cnn"
 
 
-def test_live_curves_are_redrawn_at_every_evaluation(scored_run: Path) -> None:
+def test_live_curves_show_the_runs_evaluations(scored_run: Path) -> None:
     import numpy as np
     from PIL import Image
 
@@ -131,6 +131,24 @@ def test_live_curves_are_redrawn_at_every_evaluation(scored_run: Path) -> None:
         colours = len(np.unique(np.asarray(img.convert("RGB")).reshape(-1, 3), axis=0))
     assert colours > 50  # lines and text, not an empty canvas
     assert path.stat().st_mtime >= (scored_run / "checkpoints" / "best.pt").stat().st_mtime - 1
+
+
+@pytest.mark.parametrize(("every_s", "drawn"), [(60.0, 1), (0.0, 5)])
+def test_curves_are_redrawn_at_most_once_an_interval_and_at_the_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                   every_s: float, drawn: int) -> None:
+    import gansweep.member as member
+
+    calls: list[Path] = []
+    monkeypatch.setattr(member, "CURVES_EVERY_S", every_s)
+    monkeypatch.setattr(member, "save_run_curves", lambda rows, path, objective, title: calls.append(path))
+    run = tmp_path / "ring8"
+    assert main(["train", f"hydra.run.dir={run}", "model=mlp", "data=ring8", "model.hidden=8", "steps=40", "eval_every=10",
+                 "eval.mixture_samples=200"]) == 0
+    # 4 evaluations: a run shorter than the interval draws once, at its end; with no interval,
+    # at every evaluation and again at the end.
+    evals = [r for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if r["kind"] == "eval"]
+    assert [r["step"] for r in evals] == [10, 20, 30, 40]
+    assert calls == [run / "curves.png"] * drawn
 
 
 def test_a_2d_run_keeps_its_best_generator_by_its_objective(tmp_path: Path) -> None:

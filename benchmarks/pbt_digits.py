@@ -84,7 +84,7 @@ def rows(out: Path, name: str, how: str) -> tuple[str, str]:
 
 def markdown(out: Path) -> str:
     pbt = rows(out, "digits-pbt", "PBT: one stack, ranked by FID every 10%, lr_g, lr_d, beta1, beta2 perturbed")
-    tpe = rows(out, "digits-tpe", "TPE over the same space, every trial to the end (`--pruner none`)")
+    tpe = rows(out, "digits-tpe", "TPE over the same space, no pruner (`--pruner none`; the health rules still stop a trial whose D overpowers G)")
     return "\n".join([
         MD_BEGIN,
         "`python benchmarks/pbt_digits.py --write-md BENCHMARKS.md`",

@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--objective", default=None, help="score(s) to optimize, comma-separated: fid (default for images), mixture_tv (default for 2D), coverage, ...")
     p.add_argument("--workers", type=int, default=1, help="trial processes on this machine sharing the study (CPU threads are split between them)")
     p.add_argument("--population", type=int, default=1,
-                   help="trials each worker trains at once as one batched model (MLP configs of one shape; default 1)")
+                   help="trials each worker trains at once, those of one shape (e.g. batch size) as one batched model; default 1")
     p.add_argument("--storage", default=None, help="Optuna storage URL, e.g. postgresql://user@host/db (default: a journal file in the sweep folder)")
     p.add_argument("--sampler", default="tpe", choices=SAMPLERS, help="tpe (default), random, grid (choice/range spaces), nsga2, qmc")
     p.add_argument("--pruner", default="median", choices=PRUNERS, help="median (default), hyperband, none")

@@ -1,0 +1,61 @@
+"""What share of a default sweep's trials trained stacked with another trial.
+
+    python benchmarks/stacked_share.py [--trials 20] [--population 4 8 16]
+
+The default sweep (sweeps/default.yaml) draws batch_size from {32, 64, 128, 256}; a
+worker's population steps trials of one shape as one stack and trials of other shapes as
+stacks of their own. A trial "trained stacked" when, at some step, its stack held another
+member. Training length does not change which trials meet, only when slots free up, so
+the sweeps here are short (30 steps, one evaluation of 500 samples, no pruning or early stop) and run in
+this process, where each stack's size is recorded at every step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from collections import defaultdict
+from contextlib import redirect_stdout
+from io import StringIO
+from pathlib import Path
+
+from gansweep import population
+from gansweep.cli import main as gansweep
+
+
+def share_stacked(root: Path, trials: int, size: int) -> tuple[int, int]:
+    """(trials that shared a stack at some step, trials trained) for one sweep."""
+    widest: dict[str, int] = defaultdict(int)
+    step = population.Population.step
+
+    def recording(pop: population.Population) -> None:
+        for m in pop.members:
+            widest[str(m.run.path)] = max(widest[str(m.run.path)], len(pop.members))
+        step(pop)
+
+    population.Population.step = recording  # type: ignore[method-assign]
+    try:
+        with redirect_stdout(StringIO()):
+            code = gansweep(["sweep", "--trials", str(trials), "--population", str(size), "--pruner", "none", "--no-early-stop",
+                             "--dir", str(root), "--name", f"pop{size}", "steps=30", "eval_every=30", "eval.n_samples=500", "threads=1"])
+    finally:
+        population.Population.step = step  # type: ignore[method-assign]
+    assert code == 0, f"the sweep exited {code}"
+    return sum(1 for k in widest.values() if k > 1), len(widest)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--population", type=int, nargs="+", default=[4, 8, 16])
+    args = parser.parse_args()
+    print("| --population | trials | trained stacked | share |")
+    print("|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in args.population:
+            stacked, trained = share_stacked(Path(tmp), args.trials, size)
+            print(f"| {size} | {trained} | {stacked} | {stacked / trained:.0%} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

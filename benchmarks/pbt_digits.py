@@ -7,8 +7,9 @@ updates per member or trial), two ways:
 - `gansweep pbt --members K`: K DCGANs trained as one stack in one process, ranked by FID
   every 10% of the budget, the bottom quarter copying the top quarter and perturbing
   lr_g, lr_d, beta1, beta2 (sweeps/pbt.yaml);
-- `gansweep sweep --trials K --pruner none` over the same space: TPE, K trials trained to
-  the end, so both spend exactly K x 1,563 updates.
+- `gansweep sweep --trials K --pruner none` over the same space: TPE, K trials with no
+  pruner, so it spends at most K x 1,563 updates (the health rules still stop a trial
+  whose D overpowers G; the table counts the updates each side trained).
 Then each one's best retrained from scratch with seeds 1000-1002 (`gansweep confirm --top 1
 --seeds 3`): for PBT its schedule replayed, for TPE its fixed values. The PBT process and
 the sweep's one worker run side by side on one thread each; the retrainings two at a time.

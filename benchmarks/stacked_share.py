@@ -6,8 +6,8 @@ The default sweep (sweeps/default.yaml) draws batch_size from {32, 64, 128, 256}
 worker's population steps trials of one shape as one stack and trials of other shapes as
 stacks of their own. A trial "trained stacked" when, at some step, its stack held another
 member. Training length does not change which trials meet, only when slots free up, so
-the sweeps here are short (30 steps, one evaluation of 500 samples, no pruning or early stop) and run in
-this process, where each stack's size is recorded at every step.
+the sweeps here are short (30 steps, one evaluation of 500 samples, no pruning or early
+stop) and run in this process, where each stack's size is recorded at every step.
 """
 
 from __future__ import annotations
@@ -35,12 +35,13 @@ def share_stacked(root: Path, trials: int, size: int) -> tuple[int, int]:
 
     population.Population.step = recording  # type: ignore[method-assign]
     try:
-        with redirect_stdout(StringIO()):
+        with redirect_stdout(StringIO()):  # its progress lines; an error line goes to stderr
             code = gansweep(["sweep", "--trials", str(trials), "--population", str(size), "--pruner", "none", "--no-early-stop",
                              "--dir", str(root), "--name", f"pop{size}", "steps=30", "eval_every=30", "eval.n_samples=500", "threads=1"])
     finally:
         population.Population.step = step  # type: ignore[method-assign]
-    assert code == 0, f"the sweep exited {code}"
+    if code != 0:
+        raise SystemExit(f"stacked_share: the sweep exited {code}")
     return sum(1 for k in widest.values() if k > 1), len(widest)
 
 

@@ -22,7 +22,7 @@ def outputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_sweep(root / "sweeps", "dcgan-lr", [2e-4, 5e-4, 1e-3], [32.5, 25.0, 41.0])
     day = root / "2026-12-04"
     write_run(day / "14-42-07.123456_dcgan_mnist5k", train_config(data="mnist5k"), image_scores(fid=339.6, precision=0.0, modes_covered=1))
-    write_run(day / "14-42-09.654321_dcgan_mnist5k", train_config(data="mnist5k", lr=1e-3, tensorboard=True),
+    write_run(day / "14-42-09.654321_dcgan_mnist5k", train_config(data="mnist5k", lr=1e-3, tensorboard=True, eval_every=500),
               image_scores(fid=415.2, precision=0.21))
     write_run(day / "15-01-30.000001_mlp_ring8", train_config("mlp", "ring8"), mixture_scores(hq_fraction=0.93, mixture_tv=0.08))
     write_run(day / "15-03-12.500000_mlp_ring8", train_config("mlp", "ring8", lr=1e-3),
@@ -63,7 +63,12 @@ def test_2d_runs_show_the_objective_modes_and_hq_share_at_80_columns(outputs: Pa
 def test_200_columns_show_the_varying_hyperparameters_and_no_run_settings_even_when_they_vary(outputs: Path) -> None:
     shown = header(terminal_report(200, str(outputs)))
     assert {"lr", "model", "data"} <= set(shown)
-    assert not {"eval.enabled", "tensorboard", "threads"} & set(shown)
+    assert not {"eval.enabled", "eval_every", "tensorboard", "threads"} & set(shown)
+
+
+def test_200_columns_show_every_score_that_fits(outputs: Path) -> None:
+    # FID is the sweep's objective and the default one: its width once, not once a role.
+    assert {"recall", "density", "coverage"} <= set(header(terminal_report(200, str(outputs))))
 
 
 @pytest.mark.slow
@@ -76,7 +81,8 @@ def test_sorting_by_a_hyperparameter_says_ascending_not_better(outputs: Path) ->
 def test_run_settings_get_no_plot_panel_even_when_they_vary(outputs: Path, tmp_path: Path) -> None:
     terminal_report(200, str(outputs), "--plots", str(tmp_path))
     names = {p.name for p in tmp_path.iterdir()}
-    assert "score_vs_lr.png" in names and not {"score_vs_tensorboard.png", "score_vs_eval.enabled.png"} & names
+    assert "score_vs_lr.png" in names
+    assert not {"score_vs_tensorboard.png", "score_vs_eval.enabled.png", "score_vs_eval_every.png"} & names
 
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")

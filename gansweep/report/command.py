@@ -127,7 +127,7 @@ def run(args: argparse.Namespace, out: Console | None = None, err: Console | Non
     title = f"runs in {prefix}/" if prefix else ""
     # By role: who, how it ended, why; the objective; the scores that matter for the data.
     key = [MODES if k == "modes_covered" and MODES in shown else k for k in key_scores(shown, sort_key)]
-    first = ["run", "status", "diagnosis", *primary, *key, *default_objectives(shown), "flags"]
+    first = list(dict.fromkeys(["run", "status", "diagnosis", *primary, *key, *default_objectives(shown), "flags"]))
     _print_table(out, shown.assign(run=names), columns, sort_key, title, first if fit else None)
     if groups is not None:
         _print_table(out, groups, list(groups.columns), None, "groups", [*by, "count"] if out.is_terminal else None)

@@ -36,6 +36,10 @@ MODES_TOTAL = "modes_total"
 RUN_SETTINGS = frozenset({
     "threads", "device", "resume", "overwrite", "log_every", "sample_every", "checkpoint_every", "tensorboard",
     "data.root", "data.download", "eval.enabled", "eval.cache_dir", "eval.batch_size",
+    # How a run is scored, not how it trains: scores made differently are flagged as such
+    # (report.provenance), not plotted as if the setting were a hyperparameter.
+    "eval_every", "eval.n_samples", "eval.interim_samples", "eval.mixture_samples", "eval.pr_k", "eval.dc_k",
+    "eval.mode_threshold", "eval.mixture_min_count", "data.eval_samples",
 })
 
 

@@ -193,7 +193,7 @@ def fit_columns(runs: pd.DataFrame, columns: list[str], width: int, first: list[
     natural width up to DIAGNOSIS_WIDTH, before any other column.
     """
     rest = [c for c in columns if c not in first]
-    firsts = [c for c in first if c in columns]
+    firsts = [c for c in dict.fromkeys(first) if c in columns]  # a score named twice (objective, default) counts once
     others = [c for c in rest if score_name(c) is None] + [c for c in rest if score_name(c) is not None]
     needed = {c: _natural_width(runs, c, c == sort_key) + 3 for c in columns}  # padding and border
     diagnosis = needed.pop("diagnosis", 3) - 3

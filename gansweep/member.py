@@ -28,6 +28,7 @@ from gansweep.devices import device_label
 from gansweep.engine import STATS, Stack
 from gansweep.errors import CheckpointError, DataError, DivergedError
 from gansweep.events import EventWriter, require_tensorboard
+from gansweep.health import not_working
 from gansweep.lineage import PBT_LINEAGE
 from gansweep.models import build_models, conditioning, memory_layout
 from gansweep.progress import ProgressDisplay
@@ -147,6 +148,7 @@ class Progress:
     best_fid_step: Optional[int] = None
     best_value: Optional[float] = None  # of the run's objective: best.pt's
     best_step: Optional[int] = None
+    best_works: bool = True  # best.pt's evaluation showed a working generator (health.not_working)
     window: Optional[np.ndarray] = None  # (steps, len(STATS)) since the last log line
     window_start: int = 0
 
@@ -213,6 +215,7 @@ class Member:
             at = Progress(step=self.restored["step"], images_seen=self.restored["images_seen"], wall_before=self.restored["wall_time_s"],
                           best_fid=self.restored["best"]["best_fid"], best_fid_step=self.restored["best"]["best_fid_step"],
                           best_value=self.restored["best"]["best_value"], best_step=self.restored["best"]["best_step"],
+                          best_works=self.restored["best"].get("best_works", True),
                           window=None if self.restored["window"] is None else self.restored["window"].numpy(),
                           window_start=self.restored["window_start"])
             run.truncate_metrics(after_step=at.step)
@@ -392,14 +395,18 @@ class Member:
 
     def record_scores(self, scores: dict[str, Any]) -> None:
         """Put an evaluation in the summary; keep G as best.pt when it is the best yet by the
-        run's objective (a sweep's, else FID for images and mixture_tv for 2D), in its direction."""
+        run's objective (a sweep's, else FID for images and mixture_tv for 2D), in its direction.
+        An evaluation that shows a working generator outranks every one that does not, as in
+        the report: an early noise generator's FID can beat half-formed digits, and a spray
+        over a 2D square can touch every mode."""
         at, fid, name = self.at, scores.get("fid"), self.objective
         if fid is not None and (at.best_fid is None or fid < at.best_fid):
             at.best_fid, at.best_fid_step = fid, at.step
-        value = scores.get(name)
-        if is_finite_number(value) and (at.best_value is None or is_better(value, at.best_value, name)):
-            at.best_value, at.best_step = value, at.step
-            self.summary.best_of = {"score": name, "value": value, "step": at.step}
+        value, works = scores.get(name), not_working(scores) is None
+        if is_finite_number(value) and (at.best_value is None or (works and not at.best_works)
+                                        or (works == at.best_works and is_better(value, at.best_value, name))):
+            at.best_value, at.best_step, at.best_works = value, at.step, works
+            self.summary.best_of = {"score": name, "value": value, "step": at.step, "working": works}
             self.run.save_checkpoint({"g": self.sampler.state_dict(), "step": at.step, "score": name, name: value}, self.run.best_checkpoint)
         self.summary.set_scores(scores)
         self.summary.best_fid, self.summary.best_fid_step = at.best_fid, at.best_fid_step
@@ -423,7 +430,8 @@ class Member:
             "g": stack.g.member_state(k), "d": stack.d.member_state(k),
             "adam_g": stack.adam_g.member(k), "adam_d": stack.adam_d.member(k),
             "batches": stack.batches.member(k), "step": at.step, "images_seen": at.images_seen, "wall_time_s": self.wall(),
-            "best": {"best_fid": at.best_fid, "best_fid_step": at.best_fid_step, "best_value": at.best_value, "best_step": at.best_step},
+            "best": {"best_fid": at.best_fid, "best_fid_step": at.best_fid_step, "best_value": at.best_value, "best_step": at.best_step,
+                     "best_works": at.best_works},
             "window": None if window is None else torch.from_numpy(window), "window_start": at.window_start,
         }
         if self.cfg.stabilize.ema > 0:

@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from gansweep import member
 from gansweep.cli import main
 from gansweep.config import compose_config, to_train_config
+from gansweep.health import not_working
 from gansweep.rundir import SweepMembership
 from gansweep.train import train
 
@@ -136,8 +138,6 @@ def test_live_curves_show_the_runs_evaluations(scored_run: Path) -> None:
 @pytest.mark.parametrize(("every_s", "drawn"), [(60.0, 1), (0.0, 5)])
 def test_curves_are_redrawn_at_most_once_an_interval_and_at_the_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                    every_s: float, drawn: int) -> None:
-    import gansweep.member as member
-
     calls: list[Path] = []
     monkeypatch.setattr(member, "CURVES_EVERY_S", every_s)
     monkeypatch.setattr(member, "save_run_curves", lambda rows, path, objective, title: calls.append(path))
@@ -157,9 +157,11 @@ def test_a_2d_run_keeps_its_best_generator_by_its_objective(tmp_path: Path) -> N
                  "eval.mixture_samples=500"]) == 0
     summary = json.loads((run / "summary.json").read_text())
     evals = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if '"eval"' in line]
-    best_row = min(evals, key=lambda e: e["mixture_tv"])  # lower is better, the first of equals kept
+    # Working generators first, then lower is better; the first of equals kept.
+    best_row = min(evals, key=lambda e: (not_working(e) is not None, e["mixture_tv"]))
     best = torch.load(run / "checkpoints" / "best.pt", weights_only=True)
-    assert summary["best_of"] == {"score": "mixture_tv", "value": best_row["mixture_tv"], "step": best_row["step"]}
+    assert summary["best_of"] == {"score": "mixture_tv", "value": best_row["mixture_tv"], "step": best_row["step"],
+                                  "working": not_working(best_row) is None}
     assert best["score"] == "mixture_tv" and best["step"] == best_row["step"]
     assert main(["eval", str(run), "--checkpoint", "best"]) == 0
 
@@ -174,5 +176,24 @@ def test_a_trial_keeps_its_best_generator_by_the_sweeps_objective_in_its_directi
     evals = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if '"eval"' in line]
     assert [e["modes_covered"] for e in evals] == [1, 1, 2, 2]  # measured: the runs near the modes cover more as they train
     summary = json.loads((run / "summary.json").read_text())
-    assert summary["best_of"] == {"score": "modes_covered", "value": 2, "step": 30}
+    assert summary["best_of"] == {"score": "modes_covered", "value": 2, "step": 30, "working": True}
     assert torch.load(run / "checkpoints" / "best.pt", weights_only=True)["step"] == 30
+
+
+def test_best_pt_never_holds_a_generator_that_does_not_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A spray that touches all 8 ring8 modes with 5% of its samples high quality has the
+    best modes_covered of the run, but no working generator: best.pt keeps step 20's 6 modes."""
+    scripted = iter([
+        {"modes_covered": 8, "modes_total": 8, "hq_fraction": 0.05, "mixture_tv": 0.90},  # spray: not working
+        {"modes_covered": 6, "modes_total": 8, "hq_fraction": 0.80, "mixture_tv": 0.30},
+        {"modes_covered": 5, "modes_total": 8, "hq_fraction": 0.85, "mixture_tv": 0.35},
+        {"modes_covered": 7, "modes_total": 8, "hq_fraction": 0.04, "mixture_tv": 0.88},  # spray again
+    ])
+    monkeypatch.setattr(member, "score_generator", lambda *args, **kwargs: dict(next(scripted)))
+    cfg = to_train_config(compose_config(["model=mlp", "data=ring8", "model.hidden=8", "steps=40", "eval_every=10",
+                                          "eval.mixture_samples=200", "threads=1"]))
+    run = tmp_path / "trial_0000"
+    train(cfg, run, [], sweep=SweepMembership("modes", 0, {}, ["modes_covered"]), quiet=True)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["best_of"] == {"score": "modes_covered", "value": 6, "step": 20, "working": True}
+    assert torch.load(run / "checkpoints" / "best.pt", weights_only=True)["step"] == 20

@@ -172,3 +172,17 @@ def test_sweep_folder_plots_are_the_reports(tmp_path: Path) -> None:
     assert outputs.write_plots(SimpleNamespace(study_name="other"), few, ["fid"]) == [
         f"plots skipped: no trial folder of sweep other under {few}"
     ]
+
+
+def test_the_best_star_skips_a_generator_that_does_not_work(tmp_path: Path) -> None:
+    """Grey noise (precision 0) with FID 339.6 beats digits at 415.2 by FID alone; the star
+    goes to the digits, as the table ranks them, and to the noise only when nothing works."""
+    write_sweep(tmp_path, "gate", [1e-4, 2e-4, 5e-4], [339.6, 415.2, 450.0])
+    runs = load_runs([tmp_path]).runs.sort_values("trial", ignore_index=True)
+    assert plots.best_position(runs, "fid") == 0
+    runs.loc[0, "precision"] = 0.0
+    assert plots.best_position(runs, "fid") == 1
+    runs["precision"] = 0.0
+    assert plots.best_position(runs, "fid") == 0
+    runs["fid"] = float("nan")
+    assert plots.best_position(runs, "fid") is None

@@ -30,7 +30,7 @@ from gansweep.report.sweeps import (
     pareto_mask,
     stopped_mask,
 )
-from gansweep.report.table import is_higher_better, is_lr_like, score_columns
+from gansweep.report.table import is_higher_better, is_lr_like, score_columns, working
 from gansweep.rundir import RunFolder
 from gansweep.scores import DEFAULT_OBJECTIVE
 
@@ -162,8 +162,8 @@ def score_vs_hyperparameter(runs: pd.DataFrame, key: str, scores: list[str]) -> 
     for ax, score in zip(axes, scores):
         y = _numbers(runs[score])
         ax.scatter(x, y, s=18, alpha=0.75, edgecolors="none")
-        if np.isfinite(y).any():
-            best = int(np.nanargmax(y) if is_higher_better(score) else np.nanargmin(y))
+        best = best_position(runs, score)
+        if best is not None:
             ax.scatter([x[best]], [y[best]], s=90, marker="*", color=BEST_COLOUR, label="best", zorder=3)
         if categories is not None:
             ax.set_xticks(range(len(categories)), categories, rotation=30 if len(categories) > 4 else 0)
@@ -173,6 +173,17 @@ def score_vs_hyperparameter(runs: pd.DataFrame, key: str, scores: list[str]) -> 
     return _plot(f"score_vs_{_slug(key)}", f"Scores against {key}", fig)
 
 
+def best_position(runs: pd.DataFrame, score: str) -> int | None:
+    """The position of the run a plot stars as best by ``score``: among working generators
+    where there are any (``health.not_working``), as the table ranks them; None without a value."""
+    y = _numbers(runs[score])
+    ok = working(runs).to_numpy(dtype=bool) & np.isfinite(y)
+    pool = np.where(ok, y, np.nan) if ok.any() else y
+    if not np.isfinite(pool).any():
+        return None
+    return int(np.nanargmax(pool) if is_higher_better(score) else np.nanargmin(pool))
+
+
 def sweep_plots(sweep: SweepTrials) -> list[Plot]:
     """History, budget curve, parameter importance, slices and (several objectives) the
     Pareto front of a sweep, from its trials' rows.
@@ -180,12 +191,15 @@ def sweep_plots(sweep: SweepTrials) -> list[Plot]:
     Trials stopped early (pruned, collapsed, overpowered, diverged) are drawn at their
     last score with their own marker: a sweep whose trials were mostly stopped still
     shows where they got to. Best-so-far lines, the budget curve, importances and the
-    Pareto front use completed trials only, whose scores are objective values.
+    Pareto front use completed trials only, whose scores are objective values; the
+    best-so-far lines and the budget curve only those with a working generator, which
+    alone can be a sweep's best.
     """
     if not sweep.objectives:
         return []
     trials = sweep.trials
     finished = finished_mask(trials)
+    can_win = finished & working(trials).to_numpy(dtype=bool)
     number = trials["trial"].to_numpy(dtype=float)
     slug = _slug(sweep.name)
     plots = []
@@ -195,9 +209,9 @@ def sweep_plots(sweep: SweepTrials) -> list[Plot]:
     for ax, objective in zip(axes, sweep.objectives):
         values = _numbers(trials[objective])
         drawn |= _scatter_trials(ax, number, values, trials)
-        best = best_so_far(np.where(finished, values, np.nan), is_higher_better(objective))
+        best = best_so_far(np.where(can_win, values, np.nan), is_higher_better(objective))
         if np.isfinite(best).any():
-            ax.step(number, best, where="post", color=BEST_COLOUR, label="best so far (completed)")
+            ax.step(number, best, where="post", color=BEST_COLOUR, label="best so far (completed, working)")
         _style(ax, f"{objective} per trial", "trial", objective)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     _legend_below(fig)
@@ -206,7 +220,7 @@ def sweep_plots(sweep: SweepTrials) -> list[Plot]:
 
     objective = sweep.objectives[0]
     higher = is_higher_better(objective)
-    values = _numbers(trials.loc[finished, objective])
+    values = _numbers(trials.loc[can_win, objective])
     curve = expected_best(values, higher)
     if len(curve):
         fig, (ax,) = _figure(1)

@@ -5,14 +5,18 @@
 1. ATen ops of one training step (gansweep.opcount) for K = 1, 4, 16 and 64 members:
    grid25 MLP and DCGAN on mnist5k at 32 px, default sizes.
 2. Host overhead, the CPU's stand-in for a launch-bound GPU: the time of one step of
-   tiny nets (MLP hidden 8; DCGAN ngf = ndf = 4) at K = 16 against K = 1.
+   tiny nets (MLP hidden 8; DCGAN ngf = ndf = 4) at K = 16 against K = 1, and against
+   one net whose batch holds the sixteen members' images (the same arithmetic, no
+   stacking): what the step would cost if only arithmetic counted.
 3. The solo step against the engine before this one (--old, a git revision, checked out
    in a temporary worktree): images per second of the same `gansweep train` in both.
 4. Side work: the share of a 16-member population's wall time at 1,500 steps spent
    outside the step (log lines, sample pictures, evaluations, curves, checkpoints).
 5. Whole sweeps, side work included, one trial at a time against one population: 16
    tiny-MLP ring8 trials of 1,000 steps, 8 tiny-DCGAN mnist5k trials of 200 steps, 16
-   grid25 MLP trials of 1,500 steps, 16 DCGAN mnist5k trials of one epoch.
+   grid25 MLP trials of 1,500 steps, 16 DCGAN mnist5k trials of one epoch. Beside each,
+   the most the population could gain from its steps alone: K steps of one member
+   against one step of K (side work, start-up and evaluation left out).
 
 Prints markdown; every ratio is against a reference measured in the same run, one
 thread, nothing else running. --quick shrinks parts 4 and 5 to a smoke run.
@@ -54,7 +58,7 @@ def ops_table(root: Path) -> list[str]:
 
 
 def step_ms(root: Path, model: list[str], k: int, steps: int = 200) -> float:
-    pop = population_of(configs(model, k), root / f"t_{model[0]}_{k}")
+    pop = population_of(configs(model, k), Path(tempfile.mkdtemp(dir=root, prefix=f"t_{k}_")))
     pop.advance(20)
     started = time.perf_counter()
     pop.advance(steps)
@@ -62,10 +66,14 @@ def step_ms(root: Path, model: list[str], k: int, steps: int = 200) -> float:
 
 
 def overhead_table(root: Path) -> list[str]:
-    lines = ["| tiny net | step, K = 1 | step, K = 16 | ratio |", "|---|---|---|---|"]
+    lines = ["| tiny net | step, K = 1 | step, K = 16 | ratio | one net, batch 16 x B | K = 16 against it | "
+             "steps-alone bound, 16 x K = 1 / K = 16 |", "|---|---|---|---|---|---|---|"]
     for label, model in (("MLP hidden 8, grid25", [*TINY_MLP, "data=grid25"]), ("DCGAN ngf = ndf = 4, mnist5k 32 px", TINY_DCGAN)):
+        batch = configs(model, 1)[0].batch_size
         one, sixteen = step_ms(root, model, 1), step_ms(root, model, 16)
-        lines.append(f"| {label} | {one:.2f} ms | {sixteen:.2f} ms | {sixteen / one:.2f}x |")
+        wide = step_ms(root, [*model, f"batch_size={16 * batch}"], 1)
+        lines.append(f"| {label} | {one:.2f} ms | {sixteen:.2f} ms | {sixteen / one:.2f}x | {wide:.2f} ms (B = {batch}) | "
+                     f"{sixteen / wide:.2f}x | {16 * one / sixteen:.2f}x |")
     return lines
 
 
@@ -147,7 +155,7 @@ def sweep_s(root: Path, name: str, model: list[str], trials: int, flags: list[st
 
 
 def sweeps_table(root: Path, quick: bool) -> list[str]:
-    lines = ["| trials | one at a time | one population | trials per hour |", "|---|---|---|---|"]
+    lines = ["| trials | one at a time | one population | trials per hour | steps-alone bound |", "|---|---|---|---|---|"]
     cases = [("16 tiny-MLP ring8, 1,000 steps", [*TINY_MLP, "data=ring8", "steps=1000"], 16),
              ("8 tiny-DCGAN mnist5k, 200 steps", [*TINY_DCGAN, "steps=200"], 8),
              ("16 grid25 MLP 3x256, 1,500 steps", [*MLP, "steps=1500"], 16),
@@ -157,7 +165,8 @@ def sweeps_table(root: Path, quick: bool) -> list[str]:
     for i, (label, model, n) in enumerate(cases):
         alone = sweep_s(root, f"alone{i}", model, n, [])
         together = sweep_s(root, f"pop{i}", model, n, ["--population", str(n)])
-        lines.append(f"| {label} | {alone:.0f} s | {together:.0f} s | {alone / together:.2f}x |")
+        bound = n * step_ms(root, model, 1, 50) / step_ms(root, model, n, 50)
+        lines.append(f"| {label} | {alone:.0f} s | {together:.0f} s | {alone / together:.2f}x | {bound:.2f}x |")
     return lines
 
 

@@ -5,8 +5,9 @@ small machine (measured on 2 cores: 240-452 img/s instead of about 10,000). So e
 training on the CPU registers itself in a per-user folder of this machine, with the
 threads it asked for (``threads=N``) or 0 for "a fair share". A training with
 ``threads=0`` takes the cores its process may use, minus those pinned by others, split
-evenly between the trainings that ask for a share, and looks again at every log line,
-so a run started first gives threads back when a second one starts.
+evenly between the trainings that ask for a share when it starts, and keeps that count
+for the whole run: the thread count changes a float's last bits, and a run's losses
+are reproducible only at the count its summary.json records.
 """
 
 from __future__ import annotations

@@ -87,6 +87,24 @@ def test_an_objective_the_run_cannot_produce_is_refused_before_the_sweep_starts(
     assert "\n" not in err and not any(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize(("searched", "objective", "refused"), [
+    ("data.feature_net: choice(digit_cnn, inception)", "modes_covered", "data.feature_net=inception"),
+    ("data: choice(mnist5k, ring8)", "fid", "data=ring8"),
+])
+def test_an_objective_that_a_searched_option_cannot_produce_is_refused_before_the_sweep_starts(tmp_path, capsys, searched,
+                                                                                               objective, refused):
+    """The base config (digits, scored by the digit network) computes the objective; one option of the space does not."""
+    space = tmp_path / "space.yaml"
+    space.write_text(f"params:\n  {searched}\n")
+    out = tmp_path / "sweeps"
+    args = ["sweep", "--dir", str(out), "--space", str(space), "--trials", "1", "--objective", objective, "data=mnist5k",
+            "data.feature_net=digit_cnn", "steps=2"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {refused} (searched): --objective {objective}: this run's evaluator does not compute it")
+    assert "\n" not in err and not out.exists()
+
+
 def test_every_registered_score_is_documented_in_the_readme_and_the_metrics_page():
     from pathlib import Path
 

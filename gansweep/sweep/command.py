@@ -93,6 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# Keys besides the config groups that change which scores a trial's evaluator writes.
+SCORER_KEYS = ("data.feature_net", "model.conditional")
+
+
 def _budget_overrides(cfg: TrainConfig) -> list[str]:
     # A step budget would give big batches more data; count it in images instead.
     if cfg.steps is None:
@@ -136,11 +140,16 @@ def run_sweep(argv: list[str]) -> int:
     base_cfg = to_train_config(base_dict)
     load_dataset(base_cfg.data, base_cfg.seed)
     space = build_space(source, exprs, base_dict)
-    for key, dist in space.params.items():
-        if key in CONFIG_GROUPS:
-            for option in dist.choices:
-                to_train_config(compose_config(base_overrides + [f"{key}={option}"]))
     objectives = parse_objectives(args.objective, run_kinds(base_cfg))
+    # Every option of a searched group or scorer-changing key composes, and scores the objective.
+    for key, dist in space.params.items():
+        if isinstance(dist, optuna.distributions.CategoricalDistribution) and (key in CONFIG_GROUPS or key in SCORER_KEYS):
+            for option in dist.choices:
+                cfg = to_train_config(compose_config(base_overrides + [f"{key}={option}"]))
+                try:
+                    parse_objectives(",".join(objectives), run_kinds(cfg))
+                except ConfigError as exc:
+                    raise ConfigError(f"{key}={option} (searched): {exc}") from None
     if not base_cfg.eval.enabled:
         raise ConfigError("eval.enabled=false: a sweep needs the scores; drop that override")
 

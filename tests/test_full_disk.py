@@ -1,7 +1,10 @@
-"""A real full disk: a small tmpfs mounted for the test (which needs root; skipped elsewhere)."""
+"""A real full disk: a small tmpfs mounted for the test (which needs root; skipped elsewhere,
+except when GANSWEEP_REQUIRE_FULL_DISK=1, as .ci/run sets it as root: there a mount that
+fails is a failure, not a silent skip)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 from typing import Iterator
@@ -19,7 +22,10 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     disk.mkdir()
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)], capture_output=True, text=True)
     if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.strip() or 'mount failed'}); it needs root")
+        message = f"cannot mount a tmpfs here ({mounted.stderr.strip() or 'mount failed'}); it needs root"
+        if os.environ.get("GANSWEEP_REQUIRE_FULL_DISK") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
     try:
         yield disk
     finally:

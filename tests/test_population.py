@@ -133,11 +133,14 @@ def test_a_diverging_member_leaves_the_others_unchanged(tmp_path: Path) -> None:
     assert status == {"poisoned0": Status.completed, "poisoned1": Status.diverged, "poisoned2": Status.completed}
     assert RunFolder(tmp_path / "poisoned1").read_summary().steps < 10
     # Unchanged up to float32 rounding: once the diverged member leaves, a batched product
-    # over 2 members may round differently from one over 3.
+    # over 2 members may round differently from one over 3. Adam turns a rounding difference
+    # in a near-zero gradient into a weight difference of about 1e-7 after 110 steps
+    # (measured 1.3e-7 on an AMD EPYC host, 0 on another), so atol is 1e-6; a member that
+    # leaked into the others would put them at 1e30 or NaN.
     for i in (0, 2):
         assert max_relative(losses(tmp_path / f"clean{i}"), losses(tmp_path / f"poisoned{i}")) < 1e-5
         a, b = (torch.load(tmp_path / f"{kind}{i}" / "checkpoints" / "last.pt", weights_only=True) for kind in ("clean", "poisoned"))
-        assert all(torch.allclose(a["g"][k], b["g"][k], rtol=1e-5, atol=1e-7) for k in a["g"])
+        assert all(torch.allclose(a["g"][k], b["g"][k], rtol=1e-5, atol=1e-6) for k in a["g"])
 
 
 def _interrupt_at(step: int) -> TrainHooks:

@@ -193,13 +193,15 @@ def sweep_plots(sweep: SweepTrials) -> list[Plot]:
     shows where they got to. Best-so-far lines, the budget curve, importances and the
     Pareto front use completed trials only, whose scores are objective values; the
     best-so-far lines and the budget curve only those with a working generator, which
-    alone can be a sweep's best.
+    alone can be a sweep's best, where there are any.
     """
     if not sweep.objectives:
         return []
     trials = sweep.trials
     finished = finished_mask(trials)
-    can_win = finished & working(trials).to_numpy(dtype=bool)
+    works = finished & working(trials).to_numpy(dtype=bool)
+    can_win = works if works.any() else finished  # with no working generator, what the trials reached
+    counted = "completed, working" if works.any() else "completed"
     number = trials["trial"].to_numpy(dtype=float)
     slug = _slug(sweep.name)
     plots = []
@@ -211,7 +213,7 @@ def sweep_plots(sweep: SweepTrials) -> list[Plot]:
         drawn |= _scatter_trials(ax, number, values, trials)
         best = best_so_far(np.where(can_win, values, np.nan), is_higher_better(objective))
         if np.isfinite(best).any():
-            ax.step(number, best, where="post", color=BEST_COLOUR, label="best so far (completed, working)")
+            ax.step(number, best, where="post", color=BEST_COLOUR, label=f"best so far ({counted})")
         _style(ax, f"{objective} per trial", "trial", objective)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     _legend_below(fig)

@@ -194,6 +194,10 @@ class Member:
         # short run (a population's 16 members, each a few seconds) draws it once, at the end.
         self.curves_at = self.joined
         self.progress = ProgressDisplay(self.total, self.at.step, f"{cfg.model.name} on {self.data.name}", quiet=quiet)
+        if None not in (self.threads_before, self.threads) and self.threads_before != self.threads:
+            # threads=0 is a fair share of the cores, which other trainings may have changed since.
+            self.progress.note(f"note: this run trained with {self.threads_before} CPU thread(s) and continues with "
+                               f"{self.threads}: its losses will differ in the last bits from a run that never stopped")
 
     # Opening and closing the folder.
 
@@ -225,6 +229,7 @@ class Member:
             run.create(config_yaml, spec.overrides)
             summary = self._new_summary()
         summary.status, summary.stop_reason, summary.finished_at = Status.running, None, None
+        self.threads_before = summary.threads if spec.resume else None
         summary.threads = self.threads  # the CPU threads of this session: with seed and device, what fixes its bits
         run.write_summary(summary)
         if cfg.tensorboard:

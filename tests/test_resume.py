@@ -337,3 +337,28 @@ def test_a_damaged_summary_says_how_to_resume_and_deleting_it_does(finished, tmp
     (run / "summary.json").unlink()
     assert train_cli(f"resume={run}") == 0
     assert summary(run)["status"] == "completed" and summary(run)["steps"] == 3
+
+
+def test_a_resume_at_another_thread_count_says_its_losses_will_differ_in_the_last_bits(tmp_path, capsys):
+    """threads=0 is a fair share of the cores at start; other trainings may change it between sessions."""
+    cfg = to_train_config(compose_config([*TINY_MLP, "steps=12", "batch_size=8", "log_every=1", "checkpoint_every=4",
+                                          "threads=1"]))
+
+    def stop(row: dict) -> None:
+        if row["step"] == 5:
+            raise KeyboardInterrupt
+
+    run = tmp_path / "run"
+    assert train(cfg, run, hooks=TrainHooks(on_log=stop), quiet=True).status == "interrupted"
+    assert summary(run)["threads"] == 1
+    folder = RunFolder(run)
+    record = folder.read_summary()
+    record.threads = 2  # as if the first session had been given two
+    folder.write_summary(record)
+    capsys.readouterr()
+    assert train(cfg, run, resume=True).status == "completed"
+    out = " ".join(capsys.readouterr().out.split())  # the note wraps between words at the console's width
+    assert "note: this run trained with 2 CPU thread(s) and continues with 1: its losses will differ in the last bits" in out
+    assert summary(run)["threads"] == 1
+    assert train(cfg, tmp_path / "again").status == "completed"
+    assert "CPU thread(s) and continues" not in capsys.readouterr().out

@@ -7,42 +7,32 @@ worker's population steps trials of one shape as one stack and trials of other s
 stacks of their own. A trial "trained stacked" when, at some step, its stack held another
 member. Training length does not change which trials meet, only when slots free up, so
 the sweeps here are short (30 steps, one evaluation of 500 samples, no pruning or early
-stop) and run in this process, where each stack's size is recorded at every step.
+stop); each trial's summary.json records the largest stack it stepped in (stack_max).
 """
 
 from __future__ import annotations
 
 import argparse
 import tempfile
-from collections import defaultdict
 from contextlib import redirect_stdout
 from io import StringIO
 from pathlib import Path
 
-from gansweep import population
 from gansweep.cli import main as gansweep
+from gansweep.rundir import RunFolder
 
 
 def share_stacked(root: Path, trials: int, size: int) -> tuple[int, int]:
-    """(trials that shared a stack at some step, trials trained) for one sweep."""
-    widest: dict[str, int] = defaultdict(int)
-    step = population.Population.step
-
-    def recording(pop: population.Population) -> None:
-        for m in pop.members:
-            widest[str(m.run.path)] = max(widest[str(m.run.path)], len(pop.members))
-        step(pop)
-
-    population.Population.step = recording  # type: ignore[method-assign]
-    try:
-        with redirect_stdout(StringIO()):  # its progress lines; an error line goes to stderr
-            code = gansweep(["sweep", "--trials", str(trials), "--population", str(size), "--pruner", "none", "--no-early-stop",
-                             "--dir", str(root), "--name", f"pop{size}", "steps=30", "eval_every=30", "eval.n_samples=500", "threads=1"])
-    finally:
-        population.Population.step = step  # type: ignore[method-assign]
+    """(trials that shared a stack at some step, trials trained) for one sweep, from each
+    trial's summary.json (stack_max: the most runs it stepped with, itself included)."""
+    with redirect_stdout(StringIO()):  # its progress lines; an error line goes to stderr
+        code = gansweep(["sweep", "--trials", str(trials), "--population", str(size), "--pruner", "none", "--no-early-stop",
+                         "--dir", str(root), "--name", f"pop{size}", "steps=30", "eval_every=30", "eval.n_samples=500", "threads=1"])
     if code != 0:
         raise SystemExit(f"stacked_share: the sweep exited {code}")
-    return sum(1 for k in widest.values() if k > 1), len(widest)
+    summaries = [RunFolder(path).read_summary() for path in sorted((root / f"pop{size}").glob("trial_*"))]
+    widest = [s.stack_max or 1 for s in summaries if s is not None]
+    return sum(1 for k in widest if k > 1), len(widest)
 
 
 def main() -> None:

@@ -120,6 +120,8 @@ class Population:
         if m.at.window is not None:  # a resumed window
             row[0, : len(m.at.window)] = torch.as_tensor(m.at.window, dtype=row.dtype, device=self.device)
         self.members.append(m)
+        for member in self.members:  # a stack only grows here
+            member.summary.stack_max = max(member.summary.stack_max or 1, len(self.members))
         self.stack = one if self.stack is None else self.stack.concat(one)
         self.hist = row if self.hist is None else torch.cat([self._widen(self.hist, row.shape[1]), self._widen(row, self.hist.shape[1])])
         self._retune()

@@ -217,6 +217,7 @@ class RunSummary:
     device: str = "cpu"
     torch_version: str = ""
     threads: Optional[int] = None  # CPU threads, fixed for the session (None: a GPU run)
+    stack_max: Optional[int] = None  # the most runs it stepped with in one stack, itself included (1: alone)
     stop_reason: Optional[StopReason] = None
     steps: int = 0
     images_seen: int = 0

@@ -94,3 +94,4 @@ def test_same_config_seed_device_and_threads_give_the_same_bits_whatever_is_eval
     assert train_losses["a"] == train_losses["b"] == train_losses["evaluated"]
     assert any(r["kind"] == "eval" for r in rows["evaluated"])
     assert json.loads((tmp_path / "a" / "summary.json").read_text())["threads"] == 1
+    assert json.loads((tmp_path / "a" / "summary.json").read_text())["stack_max"] == 1  # a solo run steps alone

@@ -118,6 +118,7 @@ def test_members_of_two_shapes_train_at_once_in_two_stacks_each_equal_to_its_sol
     train_population([MemberSpec(cfg, tmp_path / f"pop{i}") for i, cfg in enumerate(cfgs)], on_done=done)
     assert steps_when_others_ended == [60, 60, 60]  # all three trained together to the end
     assert shape_key(cfgs[0]) == shape_key(cfgs[2]) != shape_key(cfgs[1])
+    assert [RunFolder(tmp_path / f"pop{i}").read_summary().stack_max for i in range(3)] == [2, 1, 2]
     for i in range(3):
         assert max_relative(losses(tmp_path / f"solo{i}"), losses(tmp_path / f"pop{i}")) < 1e-9
 

@@ -50,6 +50,17 @@ def test_an_unwritable_output_is_one_line_before_any_table(tmp_path: Path, capsy
     assert captured.out == "" and captured.err.startswith(f"error: cannot write {blocker / 'out'}: ")
 
 
+def test_parquet_without_pyarrow_is_one_line_before_any_table(tmp_path: Path, capsys, monkeypatch) -> None:
+    from gansweep.report import export
+
+    monkeypatch.setattr(export, "has_pyarrow", lambda: False)
+    write_run(tmp_path / "runs" / "a")
+    assert main(["report", str(tmp_path / "runs"), "--parquet", str(tmp_path / "runs.parquet")]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.startswith("error: --parquet needs pyarrow: pip install pyarrow")
+    assert not (tmp_path / "runs.parquet").exists()
+
+
 def test_the_confirm_table_shows_trial_numbers_as_integers() -> None:
     frame = pd.DataFrame([{"trial": 2.0, "seeds": 2, "sweep_fid": 30.0, "completed": 2, "not_working": 0,
                            "fid_mean": 31.0, "fid_std": 1.0, "fid_worst": 32.0}])

@@ -401,6 +401,9 @@ def test_sigterm_stops_a_two_worker_sweep_as_ctrl_c_does(tmp_path: Path) -> None
     assert "sweep interrupted" in out and "Traceback" not in err
     frame = trials(tmp_path / "term")
     assert len(frame) >= 2 and "running" not in set(frame["state"])  # each worker's trial left to be retried
+    # Nothing completed: no best.yaml, and the results line does not promise one.
+    results = next(line for line in out.splitlines() if line.startswith("results:"))
+    assert "trials.csv" in results and "best.yaml" not in results and not (tmp_path / "term" / "best.yaml").exists()
 
 
 @pytest.mark.slow

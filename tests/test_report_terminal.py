@@ -105,3 +105,11 @@ def test_in_a_real_terminal_of_tmux_the_table_fits_and_keeps_what_matters(output
         subprocess.run([*tmux, "kill-server"], check=False)
     assert header(screen)[:6] == ["run", "status", "diagnosis", "fid", "precision", "modes"]
     assert all(len(line.rstrip()) <= columns for line in screen.splitlines())
+
+
+def test_a_sweep_declaring_another_objective_is_sorted_by_it_and_shows_it_fourth_at_80_columns(tmp_path: Path) -> None:
+    """Its trials were judged by coverage, not by the default FID of digit runs."""
+    write_sweep(tmp_path, "by-coverage", [2e-4, 5e-4, 1e-3], [32.5, 25.0, 41.0], objectives=("coverage",))
+    out = terminal_report(80, str(tmp_path))
+    assert header(out)[:4] == ["run", "status", "diagnosis", "coverage"]
+    assert out.splitlines()[-1].endswith("sorted by coverage (higher is better)")

@@ -100,7 +100,7 @@ def run(args: argparse.Namespace, out: Console | None = None, err: Console | Non
             raise ReportError(f"no run matches --filter {args.filter!r} ({len(result.runs)} runs loaded)")
     runs, flag_warnings = flag_mixed_scoring(runs)
     _warn(err, flag_warnings)
-    sort_key = args.sort or default_sort_key(runs)
+    sort_key = args.sort or default_sort_key(runs, {name: info.objectives for name, info in result.sweeps.items()})
     runs = sort_runs(runs, sort_key)
     by = _split(args.group_by, "--group-by") if args.group_by else []
     groups = group_runs(runs, by, sort_key) if by else None

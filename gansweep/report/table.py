@@ -56,10 +56,19 @@ def is_lr_like(key: str) -> bool:
     return leaf.startswith("lr") or leaf.endswith("_lr") or "learning_rate" in leaf
 
 
-def default_sort_key(runs: pd.DataFrame) -> str | None:
-    """The default objective (``scores.DEFAULT_OBJECTIVE``) most runs have a value of, or None."""
-    counts = {key: int(runs[key].notna().sum()) for key in DEFAULT_OBJECTIVE.values() if key in runs}
-    best = max(counts, key=counts.get, default=None)  # ties: the first objective listed
+def default_sort_key(runs: pd.DataFrame, sweep_objectives: dict[str, list[str]] | None = None) -> str | None:
+    """The objective most runs were judged by, or None: a sweep trial's is its sweep's first
+    declared objective (``sweep_objectives``, by sweep name), any other run's the default
+    objective of its data (``scores.DEFAULT_OBJECTIVE``); a run counts where it has a value."""
+    declared = {name: objs[0] for name, objs in (sweep_objectives or {}).items() if objs}
+    own = runs["sweep"].map(declared) if "sweep" in runs and declared else pd.Series(None, index=runs.index, dtype=object)
+    counts: dict[str, int] = {}
+    for key in dict.fromkeys([*declared.values(), *DEFAULT_OBJECTIVE.values()]):  # ties: a declared one, then as listed
+        if key not in runs:
+            continue
+        judged_by = (own == key) | (own.isna() & (key in DEFAULT_OBJECTIVE.values()))
+        counts[key] = int((judged_by & runs[key].notna()).sum())
+    best = max(counts, key=counts.get, default=None)
     return best if best is not None and counts[best] > 0 else None
 
 

@@ -173,15 +173,22 @@ def score_vs_hyperparameter(runs: pd.DataFrame, key: str, scores: list[str]) -> 
     return _plot(f"score_vs_{_slug(key)}", f"Scores against {key}", fig)
 
 
+def _working_first(runs: pd.DataFrame, mask: np.ndarray) -> tuple[np.ndarray, bool]:
+    """``mask`` narrowed to the runs with a working generator (``health.not_working``) where
+    any of them has one, as the table ranks them; and whether it was narrowed."""
+    works = mask & working(runs).to_numpy(dtype=bool)
+    return (works, True) if works.any() else (mask, False)
+
+
 def best_position(runs: pd.DataFrame, score: str) -> int | None:
-    """The position of the run a plot stars as best by ``score``: among working generators
-    where there are any (``health.not_working``), as the table ranks them; None without a value."""
+    """The position of the run a plot stars as best by ``score``, working generators first;
+    None without a value."""
     y = _numbers(runs[score])
-    ok = working(runs).to_numpy(dtype=bool) & np.isfinite(y)
-    pool = np.where(ok, y, np.nan) if ok.any() else y
-    if not np.isfinite(pool).any():
+    pool, _ = _working_first(runs, np.isfinite(y))
+    if not pool.any():
         return None
-    return int(np.nanargmax(pool) if is_higher_better(score) else np.nanargmin(pool))
+    ranked = np.where(pool, y, np.nan)
+    return int(np.nanargmax(ranked) if is_higher_better(score) else np.nanargmin(ranked))
 
 
 def sweep_plots(sweep: SweepTrials) -> list[Plot]:
@@ -199,9 +206,8 @@ def sweep_plots(sweep: SweepTrials) -> list[Plot]:
         return []
     trials = sweep.trials
     finished = finished_mask(trials)
-    works = finished & working(trials).to_numpy(dtype=bool)
-    can_win = works if works.any() else finished  # with no working generator, what the trials reached
-    counted = "completed, working" if works.any() else "completed"
+    can_win, narrowed = _working_first(trials, finished)  # with no working generator, what the trials reached
+    counted = "completed, working" if narrowed else "completed"
     number = trials["trial"].to_numpy(dtype=float)
     slug = _slug(sweep.name)
     plots = []

@@ -20,6 +20,12 @@ from gansweep.devices import pick_device
 from gansweep.population import Population
 
 
+# Ops that only make a new view of existing memory: on a GPU they launch no kernel.
+VIEW_OPS = frozenset({"aten.view", "aten._unsafe_view", "aten.permute", "aten.as_strided", "aten.transpose", "aten.t",
+                      "aten.detach", "aten.expand", "aten.unsqueeze", "aten.squeeze", "aten.split_with_sizes",
+                      "aten.split", "aten.slice", "aten.select", "aten.alias"})
+
+
 class OpCounter(TorchDispatchMode):
     """Counts every ATen op dispatched while it is active, by name."""
 
@@ -34,6 +40,11 @@ class OpCounter(TorchDispatchMode):
     @property
     def total(self) -> int:
         return sum(self.ops.values())
+
+    @property
+    def kernels(self) -> int:
+        """The ops that compute or allocate, i.e. all but views: a GPU's kernel launches, about."""
+        return sum(n for name, n in self.ops.items() if name not in VIEW_OPS)
 
 
 def population_of(cfgs: list[TrainConfig], root: Path, stacked: bool | None = None) -> Population:

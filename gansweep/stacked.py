@@ -4,9 +4,10 @@ Member k's parameters are row k of one flat (K, P) tensor, and its buffers (batc
 statistics, spectral-norm vectors, dropout counters) slice k of (K, ...) tensors. A
 forward pass runs the solo module's own code on those tensors (bound into a storage-less
 copy of it, as ``torch.func.functional_call`` would, at a fraction of its host time):
-under ``vmap`` for K members, so each op runs once for all of them (convolutions become
-grouped ones, Linears batched products), and directly on the one row when K = 1, which
-is the solo run's speed. Either way, member k's numbers are a function of member k
+under ``vmap`` for K members, so each op runs once for all of them (Linears become
+batched products), and directly on the one row when K = 1, which is the solo run's
+speed. A DCGAN's K members run instead as one network of grouped convolutions
+(gansweep.grouped), which needs half the kernels of vmap's road to the same arithmetic. Either way, member k's numbers are a function of member k
 alone: members never mix, and row k is exactly a solo module's state dict.
 
 The flat row is what makes the rest of a step independent of K and of the layer count:
@@ -23,6 +24,8 @@ from typing import Optional
 import torch
 from torch import nn
 from torch.func import vmap
+
+from gansweep.grouped import Forward, grouped_forward
 
 Tensors = dict[str, torch.Tensor]
 
@@ -107,7 +110,9 @@ class StackedNet:
         self.layout = Layout.of(module, channels_last)
         self.flat = flat  # (K, P), a leaf that requires grad
         self.buffers = buffers  # name -> (K, ...)
-        self.stacked: Optional[bool] = None  # None: K = 1 runs directly on its row, K > 1 under vmap; True: always vmap
+        self.stacked: Optional[bool] = None  # None: K = 1 runs directly on its row, K > 1 stacked; True: always stacked
+        # A stacked DCGAN runs as one network of grouped layers (gansweep.grouped), other nets under vmap.
+        self.grouped: Optional[Forward] = grouped_forward(self.template.module, channels_last)
 
     @staticmethod
     def of(modules: list[nn.Module], channels_last: bool) -> "StackedNet":
@@ -125,6 +130,8 @@ class StackedNet:
         """Every member's output for its own inputs: x (K, N, ...) -> (K, ...)."""
         params = self.layout.views(self.flat)
         if self.stacked or (self.stacked is None and self.k > 1):
+            if self.grouped is not None:
+                return self.grouped(params, self.buffers, x, *cond)
             return vmap(self.template, randomness="error")(params, self.buffers, x, *cond)
         p = {n: t[0] for n, t in params.items()}
         b = {n: t[0] for n, t in self.buffers.items()}
@@ -155,5 +162,5 @@ class StackedNet:
     def _wrap(like: "StackedNet", flat: torch.Tensor, buffers: Tensors) -> "StackedNet":
         new = object.__new__(StackedNet)
         new.template, new.layout, new.flat, new.buffers = like.template, like.layout, flat.requires_grad_(), buffers
-        new.stacked = like.stacked
+        new.stacked, new.grouped = like.stacked, like.grouped
         return new

@@ -23,9 +23,11 @@ FAMILIES = {
     "dcgan-conditional": [*DCGAN, "model.conditional=true"],
     "mlp-conditional-gp": ["model=mlp", "data=mnist5k", "data.image_size=28", "model.hidden=8", "model.z_dim=4", "batch_size=16",
                            "model.conditional=true", "loss=wgan_gp", "model.d_norm=layer"],
+    # D without dropout or spectral norm: the grouped road (gansweep.grouped) for G and D.
+    "dcgan-conditional-grouped": [*DCGAN, "model.conditional=true", "model.d_norm=layer"],
 }
-# Not here: the WGAN-GP penalty of a DCGAN. Its double backward through a convolution falls
-# back to one op per member under vmap (torch's batching rule), so it grows with K
+# Not here: the WGAN-GP penalty of a DCGAN. torch computes the double backward of a grouped
+# convolution one group at a time, on the grouped road as under vmap, so it grows with K
 # (BENCHMARKS.md, "One engine").
 
 
@@ -37,7 +39,8 @@ def configs(arch: list[str], k: int, *extra: str):
 @pytest.mark.slow
 @pytest.mark.parametrize("family", FAMILIES)
 def test_a_step_issues_the_same_ops_for_1_4_and_16_members(tmp_path: Path, family: str) -> None:
-    stabilizers = EVERY_STABILIZER if "gp" not in family else [s for s in EVERY_STABILIZER if "real_label" not in s]
+    skip = ("real_label",) * ("gp" in family) + ("d_dropout", "spectral_norm") * ("grouped" in family)
+    stabilizers = [s for s in EVERY_STABILIZER if not any(word in s for word in skip)]
     counts = {}
     for k in (1, 4, 16):
         pop = population_of(configs(FAMILIES[family], k, *stabilizers), tmp_path / str(k), stacked=True)
@@ -46,11 +49,12 @@ def test_a_step_issues_the_same_ops_for_1_4_and_16_members(tmp_path: Path, famil
     assert sum(counts[4].values()) > 50  # the counter saw the step
     # No tensor made from host data (aten.lift_fresh): on a GPU each is a copy that waits for it.
     assert all("aten.lift_fresh" not in c for c in counts.values())
-    # At K = 1, vmap's convolution rule finds some reshapes to be views (view, squeeze)
-    # where K > 1 copies them (clone + _unsafe_view); every other op is counted alike.
+    # At K = 1, vmap's convolution rule (D with dropout and spectral norm) and the grouped
+    # road's reshapes find some to be views (view, squeeze) where K > 1 copies them
+    # (clone + _unsafe_view); every other op is counted alike.
     layout_only = {"aten.view", "aten.squeeze", "aten.clone", "aten._unsafe_view"}
     assert {op for op in counts[1] | counts[4] if counts[1][op] != counts[4][op]} <= layout_only
-    assert abs(sum(counts[1].values()) - sum(counts[4].values())) <= 0.01 * sum(counts[4].values())
+    assert abs(sum(counts[1].values()) - sum(counts[4].values())) <= 0.03 * sum(counts[4].values())
 
 
 def _losses(run_dir: Path) -> list[float]:

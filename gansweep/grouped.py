@@ -49,10 +49,17 @@ def grouped_forward(module: nn.Module, channels_last: bool) -> Optional[Forward]
 
 
 def _covered(net: nn.Module) -> bool:
-    return isinstance(net, nn.Sequential) and all(
-        isinstance(layer, _LAYERS) and not nn.utils.parametrize.is_parametrized(layer) and not (isinstance(layer, nn.BatchNorm2d) and (layer.momentum is None or not layer.track_running_stats))
-        and not (isinstance(layer, (nn.BatchNorm2d, nn.GroupNorm)) and not layer.affine)
-        for layer in net)
+    return isinstance(net, nn.Sequential) and all(_layer_covered(layer) for layer in net)
+
+
+def _layer_covered(layer: nn.Module) -> bool:
+    """A layer this module writes in grouped form: plain convolutions, affine norms with the
+    default running statistics, element-wise activations; no parametrization (spectral norm)."""
+    if not isinstance(layer, _LAYERS) or nn.utils.parametrize.is_parametrized(layer):
+        return False
+    if isinstance(layer, nn.BatchNorm2d):
+        return layer.affine and layer.track_running_stats and layer.momentum is not None
+    return layer.affine if isinstance(layer, nn.GroupNorm) else True
 
 
 def _to_groups(x: torch.Tensor, fmt: torch.memory_format) -> torch.Tensor:

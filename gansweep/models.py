@@ -30,17 +30,19 @@ def dcgan_base_size(image_size: int) -> int:
     )
 
 
-def pack_samples(x: torch.Tensor, pack: int) -> torch.Tensor:
+def pack_samples(x: torch.Tensor, pack: int, batch_dim: int = 0) -> torch.Tensor:
     """PacGAN packing: (N, C, ...) -> (N/pack, pack*C, ...), each row `pack` consecutive samples.
 
     Points and flat features are concatenated along features, images along channels.
     Batch arithmetic: with batch_size B, D judges B/pack packed samples of real and
     B/pack of fake per step and returns B/pack outputs for the losses to average, while
-    G still makes B samples per step.
+    G still makes B samples per step. batch_dim: where N is, e.g. 1 for K stacked members'
+    (K, N, C, ...) batches, each packed on its own.
     """
-    if x.shape[0] % pack:
-        raise ValueError(f"a batch of {x.shape[0]} samples does not split into packs of {pack}")
-    return x.reshape(x.shape[0] // pack, pack * x.shape[1], *x.shape[2:])
+    n, c = x.shape[batch_dim], x.shape[batch_dim + 1]
+    if n % pack:
+        raise ValueError(f"a batch of {n} samples does not split into packs of {pack}")
+    return x.reshape(*x.shape[:batch_dim], n // pack, pack * c, *x.shape[batch_dim + 2:])
 
 
 def _d_norm(kind: DNorm, channels: int) -> nn.Module:

@@ -146,7 +146,8 @@ def test_a_database_restart_mid_trial_loses_nothing(tmp_path: Path, postgres_url
     """pg_ctl restart while a trial trains: its heartbeat beats on (else another machine
     fails the live trial as stale 60 s later and trains it again), and the trial's end is
     recorded as it happened."""
-    sweep = _machine(postgres_url, tmp_path / "a", 1, "blip", ["steps=5000", "log_every=100"])
+    # 20k steps: on a quiet machine 5k took 10 s, and ended before a heartbeat after the restart could be seen.
+    sweep = _machine(postgres_url, tmp_path / "a", 1, "blip", ["steps=20000", "log_every=100"])
     checkpoint = tmp_path / "a" / "blip" / "trial_0000" / "checkpoints" / "last.pt"
     deadline = time.monotonic() + 120
     while not checkpoint.exists() and time.monotonic() < deadline and sweep.poll() is None:
@@ -159,7 +160,7 @@ def test_a_database_restart_mid_trial_loses_nothing(tmp_path: Path, postgres_url
     deadline = time.monotonic() + 3 * HEARTBEAT_S
     while study.trials[0].user_attrs["heartbeat"] < restarted and time.monotonic() < deadline and sweep.poll() is None:
         time.sleep(1.0)
-    assert study.trials[0].user_attrs["heartbeat"] > restarted  # still beating after the restart
+    assert study.trials[0].user_attrs["heartbeat"] > restarted, f"sweep ended ({sweep.poll()}) before a heartbeat after the restart"
 
     out, err = sweep.communicate(timeout=600)
     assert sweep.returncode == 0, err

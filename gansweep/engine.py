@@ -131,6 +131,16 @@ class Stack:
         """Member k's EMA of G as a solo state dict."""
         return self.g.member_state(k, self.ema_flat, self.ema_buffers)
 
+    @torch.no_grad()
+    def sampler(self, idx: list[int], ema: list[bool]) -> StackedNet:
+        """The generators that draw and are scored for members idx: each one's EMA of G where
+        ema says so, else its G (a new stack; its rows are copies)."""
+        at = torch.tensor(idx, device=self.ema_n.device)
+        use = torch.tensor(ema, device=self.ema_n.device)
+        pick = lambda avg, now: torch.where(use.view(-1, *[1] * (now.dim() - 1)), avg.index_select(0, at), now.index_select(0, at))  # noqa: E731
+        return self.g.with_rows(pick(self.ema_flat, self.g.flat.detach()),
+                                {n: pick(self.ema_buffers[n], t) for n, t in self.g.buffers.items()})
+
     def load_ema(self, k: int, state: dict[str, torch.Tensor]) -> None:
         self.ema_flat[k].copy_(self.g.layout.row(state))
         for n, t in self.ema_buffers.items():

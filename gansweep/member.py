@@ -35,7 +35,7 @@ from gansweep.progress import ProgressDisplay
 from gansweep.rundir import RunFolder, RunSummary, Status, StopKind, StopReason, SweepMembership, now_iso
 from gansweep.samples import save_image_grid, save_scatter
 from gansweep.scores import default_objective, is_better, is_finite_number
-from gansweep.scoring import build_evaluator, resolve_auto, score_generator
+from gansweep.scoring import build_evaluator, resolve_auto
 
 GRID_SAMPLES = 64  # images in a sample grid
 GRID_COLUMNS = 8  # a conditional G's samples per class (grid row)
@@ -45,6 +45,14 @@ DIVERGED_DETAIL = "non-finite loss or gradient (try a lower lr)"  # a diverged r
 # drawing takes 0.3-0.5 s on a small CPU, which a population of 16 would pay 16 times.
 CURVES_EVERY_S = 60.0
 CHECKPOINT_FORMAT = 2  # stacked engine: Adam moments as flat rows, keyed noise (no generator state)
+
+
+@dataclass
+class Evaluation:
+    """A member's result of an evaluation pass: its scores, or what stopped them."""
+
+    scores: dict[str, Any] | BaseException
+    seconds: float  # its share of the pass: the pass's time over the members it scored
 
 
 class StopTraining(Exception):
@@ -344,21 +352,28 @@ class Member:
 
     def side_work_due(self) -> bool:
         w, step = self.when, self.at.step
-        return w.due(step, w.sample_every) or w.due(step, w.ckpt_every) or (self.evaluator is not None and w.due(step, w.eval_every))
+        return w.due(step, w.sample_every) or w.due(step, w.ckpt_every) or self.eval_due()
 
-    def side_work(self, stack: Stack, k: int, window: Optional[np.ndarray]) -> None:
-        """Samples, an evaluation and a checkpoint, each when due at this step. Raises
-        DivergedError rather than keep a diverged model, and whatever hooks.on_eval raises."""
+    def eval_due(self) -> bool:
+        return self.evaluator is not None and self.when.due(self.at.step, self.when.eval_every)
+
+    def eval_samples(self) -> Optional[int]:
+        """The samples an evaluation now scores: interim ones score fewer images, the last one the full count (None)."""
+        return self.cfg.eval.interim_samples if self.at.step < self.total and not self.data.is_points else None
+
+    def side_work(self, stack: Stack, k: int, window: Optional[np.ndarray], evaluation: Optional[Evaluation] = None) -> None:
+        """Samples, the evaluation's record and a checkpoint, each when due at this step; the
+        population scores every member due an evaluation in one pass and hands its result
+        here. Raises DivergedError rather than keep a diverged model, what stopped the
+        evaluation, and whatever hooks.on_eval raises."""
         when, step = self.when, self.at.step
         if window is not None:
             raise_if_nonfinite(window, self.at.window_start)
         self.sampler.load_state_dict(stack.ema_state(k) if self.cfg.stabilize.ema > 0 else stack.g.member_state(k))
         if when.due(step, when.sample_every):
             self.save_samples()
-        if self.evaluator is not None and when.due(step, when.eval_every):
-            # Interim evaluations score fewer images; the last one scores the full count.
-            interim = self.cfg.eval.interim_samples if step < self.total and not self.data.is_points else None
-            scores = self.evaluate(interim)
+        if evaluation is not None:
+            scores = self.record_evaluation(evaluation)
             self.record_scores(scores)
             if time.monotonic() - self.curves_at >= CURVES_EVERY_S:
                 self.draw_curves()
@@ -385,17 +400,17 @@ class Member:
             save_image_grid(out, path, GRID_COLUMNS if self.fixed_y is not None else None)
         self.run.sample_written(step)
 
-    def evaluate(self, n: Optional[int] = None) -> dict[str, Any]:
-        """Score the sampler now on n samples (the full count when None) and log an eval row."""
-        t = time.monotonic()
-        scores = score_generator(self.evaluator, self.sampler, self.cfg.model.z_dim, self.cfg.seed, self.device, n)
-        eval_time = time.monotonic() - t
-        at = self.at
-        row = {"kind": "eval", "step": at.step, "epoch": at.images_seen / len(self.data), "images_seen": at.images_seen, "eval_time_s": eval_time}
+    def record_evaluation(self, evaluation: Evaluation) -> dict[str, Any]:
+        """Log an evaluation's eval row and show it; raises what stopped it instead."""
+        if isinstance(evaluation.scores, BaseException):
+            raise evaluation.scores
+        scores, at = evaluation.scores, self.at
+        row = {"kind": "eval", "step": at.step, "epoch": at.images_seen / len(self.data), "images_seen": at.images_seen,
+               "eval_time_s": evaluation.seconds}
         self.run.append_metrics([{**row, **scores}])
         shown = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in scores.items()
                           if isinstance(v, (int, float)) and not k.startswith("n_"))
-        self.progress.note(f"eval @ step {at.step}: {shown} ({eval_time:.1f}s)")
+        self.progress.note(f"eval @ step {at.step}: {shown} ({evaluation.seconds:.1f}s)")
         return scores
 
     def record_scores(self, scores: dict[str, Any]) -> None:

@@ -14,6 +14,7 @@ who else is in the population.
 from __future__ import annotations
 
 import json
+import time
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -28,9 +29,10 @@ from gansweep.config import TrainConfig
 from gansweep.devices import pick_device
 from gansweep.engine import DECAYS, STATS, Knobs, Stack, StepSpec, train_step
 from gansweep.losses import LOSSES
-from gansweep.member import Member, MemberSpec, StopTraining, stop_reason_of
+from gansweep.member import Evaluation, Member, MemberSpec, StopTraining, stop_reason_of
 from gansweep.progress import console
 from gansweep.rundir import RunFolder, RunSummary, StopKind
+from gansweep.scoring import score_stack
 from gansweep.signals import stop_on_signal
 from gansweep.stacked import StackedNet
 from gansweep.threads import ThreadShare, set_threads
@@ -194,6 +196,7 @@ class Population:
         if not (any(due_log) or any(due_side)):
             return ended
         windows = self.windows()
+        evaluations = self.evaluate([k for k, m in enumerate(self.members) if due_side[k] and m.eval_due()])
         for k, m in enumerate(self.members):
             try:
                 if due_log[k]:
@@ -201,13 +204,37 @@ class Population:
                     windows[k] = None
                     self.stack.window_start[k] = m.at.step
                 if due_side[k]:
-                    m.side_work(self.stack, k, windows[k])
+                    m.side_work(self.stack, k, windows[k], evaluations.get(k))
             except (StopTraining, Exception) as exc:  # noqa: B014  # the member's run ends; the others go on
                 ended[k] = exc
                 continue
             if m.at.step >= m.total:
                 ended[k] = None
         return ended
+
+    def evaluate(self, due: list[int]) -> dict[int, Evaluation]:
+        """Score members `due` now: those whose evaluators share a pass (the same sample count,
+        feature net, ...; all of them in a sweep or PBT) are drawn from one stacked sampler
+        and featurised together, so the pass costs about what one member's costs in calls."""
+        passes: dict[tuple, list[int]] = {}
+        out: dict[int, Evaluation] = {}
+        for k in due:
+            m = self.members[k]
+            try:
+                passes.setdefault(m.evaluator.pass_key(m.eval_samples()), []).append(k)
+            except Exception as exc:  # noqa: BLE001  # an evaluation this member cannot run ends its run alone
+                out[k] = Evaluation(exc, 0.0)
+        for idx in passes.values():
+            started = time.monotonic()
+            ms = [self.members[k] for k in idx]
+            sampler = self.stack.sampler(idx, [m.cfg.stabilize.ema > 0 for m in ms])  # type: ignore[union-attr]
+            first = ms[0].cfg
+            with sampler.evaluating():
+                results = score_stack([m.evaluator for m in ms], sampler, first.model.z_dim, [m.cfg.seed for m in ms], self.device,
+                                      ms[0].eval_samples(), first.data.num_classes if first.model.conditional else 0)
+            share = (time.monotonic() - started) / len(idx)
+            out.update({k: Evaluation(r, share) for k, r in zip(idx, results)})
+        return out
 
     def save(self, k: int) -> None:
         """Member k's checkpoint now, with its open window (stopped early: keep where it got)."""

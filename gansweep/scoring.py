@@ -82,32 +82,50 @@ def build_evaluator(cfg: TrainConfig, data: Dataset, device: torch.device):
     return Evaluator(real, settings, device)
 
 
+def score_stack(
+    evaluators: list, generate: Callable[..., torch.Tensor], z_dim: int, seeds: list[int], device: torch.device,
+    n: int | None = None, classes: int = 0,
+) -> list[dict[str, Any] | BaseException]:
+    """Scores of K generators on n samples each (the evaluators' full count when None), all
+    drawn and featurised in one pass (metrics.evaluate.score_together).
+    ``generate(z, [labels])`` maps (K, b, z_dim) latents, and (K, b) classes for a
+    conditional G (classes > 0), to (K, b, ...) samples; the caller puts G in eval mode.
+
+    Member k's latents come from a stream fixed by seeds[k]: every evaluation of a run, as a
+    population member or alone, and `gansweep eval` later, sees the same latent vectors, an
+    interim evaluation the first n of them. A conditional G is asked for sample i in class
+    i mod classes: balanced classes, which the evaluator checks against what the digit
+    classifier sees (class_agreement). Member k's entry is its scores, or what stopped them.
+    """
+    from gansweep.metrics.evaluate import score_together
+
+    streams = [torch.Generator().manual_seed(seed + 2) for seed in seeds]
+    drawn = 0
+
+    def draw(b: int) -> torch.Tensor:
+        nonlocal drawn
+        z = torch.stack([torch.randn(b, z_dim, generator=stream) for stream in streams]).to(device)
+        if not classes:
+            return generate(z)
+        labels = (torch.arange(drawn, drawn + b) % classes).to(device).expand(len(streams), b)
+        drawn += b
+        return generate(z, labels)
+
+    with torch.no_grad():
+        return score_together(evaluators, draw, n, classes)
+
+
 def score_generator(
     evaluator: Callable, g: nn.Module, z_dim: int, seed: int, device: torch.device, n: int | None = None,
 ) -> dict[str, Any]:
-    """Scores of G on n samples (the evaluator's full count when None) from a noise stream
-    fixed by the seed: every evaluation of a run, and `gansweep eval` later, sees the same
-    latent vectors, an interim evaluation the first n of them.
-
-    A conditional G is asked for sample i in class i mod num_classes: balanced classes,
-    which the evaluator checks against what the digit classifier sees (class_agreement).
-    """
-    stream = torch.Generator().manual_seed(seed + 2)
+    """Scores of one G on n samples (the evaluator's full count when None), as score_stack
+    draws and scores them for a stack of one."""
     classes = g.num_classes if isinstance(g, ConditionalGenerator) else 0
-    drawn = 0
-
-    def generate(k: int) -> torch.Tensor:
-        nonlocal drawn
-        z = torch.randn(k, z_dim, generator=stream).to(device)
-        if not classes:
-            return g(z)
-        labels = (torch.arange(drawn, drawn + k) % classes).to(device)
-        drawn += k
-        return g(z, labels)
-
     g.eval()
     try:
-        with torch.no_grad():
-            return evaluator(generate, n, classes)
+        scores = score_stack([evaluator], lambda z, *y: g(z[0], *(c[0] for c in y)).unsqueeze(0), z_dim, [seed], device, n, classes)[0]
     finally:
         g.train()
+    if isinstance(scores, BaseException):
+        raise scores
+    return scores

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import copy
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Optional
+from typing import Iterator, Optional
 
 import torch
 from torch import nn
@@ -150,6 +151,19 @@ class StackedNet:
             self.flat[k].copy_(self.layout.row(state))
             for n, t in self.buffers.items():
                 t[k].copy_(state[n])
+
+    def with_rows(self, flat: torch.Tensor, buffers: Tensors) -> "StackedNet":
+        """The same network holding other rows of its layout (an EMA of it, a selection)."""
+        return StackedNet._wrap(self, flat, buffers)
+
+    @contextmanager
+    def evaluating(self) -> Iterator[None]:
+        """The network in eval mode (batch norm on its running statistics, no dropout) for the block."""
+        self.template.module.eval()
+        try:
+            yield
+        finally:
+            self.template.module.train()
 
     def select(self, idx: torch.Tensor) -> "StackedNet":
         """The members at idx, in that order (a new stack)."""

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from gansweep import member
+from gansweep import member, population
 from gansweep.cli import main
 from gansweep.config import compose_config, to_train_config
 from gansweep.health import not_working
@@ -189,7 +189,7 @@ def test_best_pt_never_holds_a_generator_that_does_not_work(tmp_path: Path, monk
         {"modes_covered": 5, "modes_total": 8, "hq_fraction": 0.85, "mixture_tv": 0.35},
         {"modes_covered": 7, "modes_total": 8, "hq_fraction": 0.04, "mixture_tv": 0.88},  # spray again
     ])
-    monkeypatch.setattr(member, "score_generator", lambda *args, **kwargs: dict(next(scripted)))
+    monkeypatch.setattr(population, "score_stack", lambda evaluators, *args, **kwargs: [dict(next(scripted)) for _ in evaluators])
     cfg = to_train_config(compose_config(["model=mlp", "data=ring8", "model.hidden=8", "steps=40", "eval_every=10",
                                           "eval.mixture_samples=200", "threads=1"]))
     run = tmp_path / "trial_0000"

@@ -53,7 +53,9 @@ class EvalSettings:
     mixture_min_count: int = 10
     """HQ samples a mixture mode needs for modes_covered_min (10 of 2,500 is 10% of a grid25 mode's fair share)."""
     batch_size: int = 250
-    """Samples generated and featurised at a time."""
+    """Samples of each generator drawn at a time (the noise stream's chunks); one batch of all
+    generators scored together is featurised in one call of the feature net, which splits
+    it into the pieces it runs best on."""
     cache_dir: Path = Path("~/.cache/gansweep").expanduser()
     """Where real-data statistics are cached, one file per (data, feature net, n_real)."""
 
@@ -137,6 +139,22 @@ class Evaluator:
         self.stats = self._real_stats()
         self.radii = real_radii(self.stats["features"].to(self.device), settings.pr_k, settings.dc_k, settings.batch_size)
 
+    def count(self, n: int | None) -> int:
+        """The samples an evaluation asked for n scores (settings.n_samples when None, never more)."""
+        n = self.settings.n_samples if n is None else min(n, self.settings.n_samples)
+        if n <= max(self.settings.pr_k, self.settings.dc_k):
+            raise ConfigError(f"{n} samples: an evaluation needs more than pr_k and dc_k ({self.settings.pr_k}, {self.settings.dc_k})")
+        return n
+
+    def pass_key(self, n: int | None) -> tuple:
+        """What evaluators must share to score their generators in one pass (score_together):
+        the sample count, the noise stream's chunks, the sample shape and the networks that
+        describe the samples. Their real statistics and score settings may differ."""
+        shape = (self.count(n), self.settings.batch_size, self.real.kind, tuple(self.real.samples.shape[1:]))
+        if self.real.kind == "mixture":
+            return shape
+        return (*shape, self.net.name, self.net.sha256, self.digits is not None, str(self.device))
+
     def __call__(
         self, generate: Callable[[int], torch.Tensor], n: int | None = None, classes: int = 0,
     ) -> dict[str, float | int | str]:
@@ -146,18 +164,13 @@ class Evaluator:
         classes > 0: a conditional generator was asked for sample i in class i mod classes;
         on digits, class_agreement is the share the digit classifier puts in that class.
         """
-        n = self.settings.n_samples if n is None else min(n, self.settings.n_samples)
-        if n <= max(self.settings.pr_k, self.settings.dc_k):
-            raise ConfigError(f"{n} samples: an evaluation needs more than pr_k and dc_k ({self.settings.pr_k}, {self.settings.dc_k})")
-        if self.real.kind == "mixture":
-            return self._score_mixture(self._draw(generate, n))
+        scores = score_together([self], lambda b: generate(b).unsqueeze(0), n, classes)[0]
+        if isinstance(scores, BaseException):
+            raise scores
+        return scores
 
-        features, probs = [], []
-        for batch in self._batches(generate, n):
-            f, p = self._describe(batch)
-            features.append(f)
-            probs.append(p)
-        fake = torch.cat(features)
+    def _score_images(self, fake: torch.Tensor, probs: torch.Tensor | None, classes: int) -> dict[str, float | int | str]:
+        """Scores of one generator's sample features (and class probabilities) against the real ones."""
         mu, sigma = feature_stats(fake)
         s = self.settings
         quality = prdc(self.stats["features"].to(self.device), fake.to(self.device), s.pr_k, s.dc_k, s.batch_size, self.radii)
@@ -169,11 +182,10 @@ class Evaluator:
             "coverage": quality.coverage,
         }
         if self.digits is not None:
-            all_probs = torch.cat(probs)
-            scores.update(self._score_modes(all_probs))
+            scores.update(self._score_modes(probs))
             if classes and DataKind.conditional in scored_kinds(self.real.kind, s.feature_net, self.real.digit_classes, True):
                 asked = torch.arange(len(fake)) % classes
-                scores["class_agreement"] = (all_probs.argmax(dim=1) == asked).double().mean().item()
+                scores["class_agreement"] = (probs.argmax(dim=1) == asked).double().mean().item()
         # A digit network's FID on non-digit images (fashion_mnist) is not comparable with
         # published FIDs; the flag travels with the scores into the summary and the report.
         off_domain = isinstance(self.net, DigitNet) and not self.real.digit_classes
@@ -220,21 +232,16 @@ class Evaluator:
 
     # Generated samples ----------------------------------------------------------------
 
-    def _batches(self, generate: Callable[[int], torch.Tensor], total: int):
-        """Yield `total` generated samples, batch by batch, checked."""
+    def _batches(self, generate: Callable[[int], torch.Tensor], total: int, k: int):
+        """Yield `total` samples of each of k generators, batch by batch, as (k, b, ...), checked."""
         shape = tuple(self.real.samples.shape[1:])
         for start in range(0, total, self.settings.batch_size):
             n = min(self.settings.batch_size, total - start)
             with torch.inference_mode():
                 batch = generate(n)
-            if tuple(batch.shape) != (n, *shape):
-                raise ConfigError(f"generator returned shape {tuple(batch.shape)} for n={n}; the data needs {(n, *shape)}")
-            if not torch.isfinite(batch).all():
-                raise DivergedError("generator produced non-finite samples during evaluation")
+            if tuple(batch.shape) != (k, n, *shape):
+                raise ConfigError(f"generator returned shape {tuple(batch.shape[1:])} for n={n}; the data needs {(n, *shape)}")
             yield batch
-
-    def _draw(self, generate: Callable[[int], torch.Tensor], total: int) -> torch.Tensor:
-        return torch.cat([b.detach().cpu() for b in self._batches(generate, total)])
 
     def _describe(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """CPU float32 features of a batch and, when modes are scored, class probabilities.
@@ -278,3 +285,52 @@ class Evaluator:
             "n_fake": len(points),
             "feature_net": "none",
         }
+
+
+def score_together(
+    evaluators: list[Evaluator], generate: Callable[[int], torch.Tensor], n: int | None = None, classes: int = 0,
+) -> list[dict[str, float | int | str] | BaseException]:
+    """Score K generators in one pass: ``generate(b)`` returns (K, b, ...), b samples of each,
+    and generator k is scored by evaluators[k] (which must share a ``pass_key``). Each batch
+    of all K generators' samples is featurised in one call of the first evaluator's
+    networks; each generator is then scored against its own evaluator's real statistics.
+
+    A generator whose samples are not finite gets a DivergedError in place of its scores, and
+    one whose scoring fails gets that error: neither changes the others' numbers.
+    """
+    first, k = evaluators[0], len(evaluators)
+    if len({e.pass_key(n) for e in evaluators}) > 1:
+        raise ValueError("score_together: the evaluators do not share one pass (Evaluator.pass_key)")
+    failed: list[BaseException | None] = [None] * k
+    drawn: list[tuple[torch.Tensor, torch.Tensor | None]] = []  # per batch: (K, b, D) features or points, (K, b, ...) probs
+    for batch in first._batches(generate, first.count(n), k):
+        finite = torch.isfinite(batch).flatten(1).all(dim=1)
+        for i, ok in enumerate(finite.tolist()):
+            if not ok and failed[i] is None:
+                failed[i] = DivergedError("generator produced non-finite samples during evaluation")
+        if all(f is not None for f in failed):
+            break
+        if not all(f is None for f in failed):  # a bad member's samples are zeros from here on, never NaN beside the others'
+            bad = torch.tensor([f is not None for f in failed], device=batch.device)
+            batch = batch.masked_fill(bad.view(k, *[1] * (batch.dim() - 1)), 0.0)
+        if first.real.kind == "mixture":
+            drawn.append((batch.detach().cpu(), None))
+            continue
+        feats, probs = first._describe(batch.flatten(0, 1))
+        b = batch.shape[1]
+        drawn.append((feats.view(k, b, -1), None if probs is None else probs.view(k, b, *probs.shape[1:])))
+    results: list[dict[str, float | int | str] | BaseException] = []
+    for i, e in enumerate(evaluators):
+        if failed[i] is not None:
+            results.append(failed[i])
+            continue
+        mine = torch.cat([f[i] for f, _ in drawn])
+        try:
+            if e.real.kind == "mixture":
+                results.append(e._score_mixture(mine))
+            else:
+                probs = None if drawn[0][1] is None else torch.cat([p[i] for _, p in drawn])
+                results.append(e._score_images(mine, probs, classes))
+        except Exception as exc:  # noqa: BLE001  # this generator's scores only; the caller raises it for its run
+            results.append(exc)
+    return results

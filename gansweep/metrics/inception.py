@@ -26,6 +26,7 @@ ENV_VAR = "GANSWEEP_INCEPTION_WEIGHTS"
 WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
 WEIGHTS_URL = f"https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/{WEIGHTS_NAME}"
 FEATURE_DIM = 2048
+CHUNK = 250  # images per forward pass: about 1.5 GB of activations at 299 px, whatever a joint pass holds
 
 
 def inception_available() -> bool:
@@ -73,11 +74,11 @@ class InceptionNet:
 
     @torch.no_grad()
     def features(self, images: torch.Tensor) -> torch.Tensor:
-        """(N, 2048) features; the network resizes to 299x299 itself."""
+        """(N, 2048) features; the network resizes to 299x299 itself, CHUNK images at a time."""
         x = (images.to(next(self.model.parameters()).device, torch.float32) + 1) / 2  # pytorch-fid expects [0, 1]
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
-        return self.model(x)[0].flatten(1)
+        return torch.cat([self.model(part)[0].flatten(1) for part in x.split(CHUNK)])
 
 
 def load_inception(device: torch.device) -> InceptionNet:

@@ -17,6 +17,9 @@
    grid25 MLP trials of 1,500 steps, 16 DCGAN mnist5k trials of one epoch. Beside each,
    what the population gains on its steps alone: K steps of one member against one step
    of K (side work, start-up and evaluation left out, which each way pays differently).
+6. One evaluation pass for 16 members (their samples drawn and featurised together)
+   against the same 16 members scored one by one, an interim and a final evaluation of
+   tiny DCGANs (digit CNN features) and of tiny ring8 MLPs.
 
 Prints markdown; every ratio is against a reference measured in the same run, one
 thread, nothing else running. --quick shrinks parts 4 and 5 to a smoke run.
@@ -174,17 +177,46 @@ def sweeps_table(root: Path, quick: bool) -> list[str]:
     return lines
 
 
+def eval_pass_table(root: Path, quick: bool) -> list[str]:
+    """Seconds of one evaluation pass over 16 members against 16 passes of one, the faster
+    of two rounds each, after 3 steps (the generators draw noise: the cost, not the scores)."""
+    lines = ["| 16 members | evaluation | samples each | one pass | one by one | ratio |", "|---|---|---|---|---|---|"]
+    for case, (label, model) in enumerate((("tiny DCGAN mnist5k 32 px", TINY_DCGAN), ("tiny MLP ring8", [*TINY_MLP, "data=ring8"]))):
+        extra = ["eval.n_samples=600", "eval.interim_samples=300"] if quick else []
+        cfgs = [to_train_config(compose_config([*model, *extra, "steps=1500", "log_every=1", "threads=1", f"seed={i}"])) for i in range(16)]
+        pop = population_of(cfgs, root / f"eval_{case}")
+        pop.advance(3)
+        members = list(range(16))
+        for kind in ("interim", "final"):
+            if kind == "final":
+                for m in pop.members:
+                    m.at.step = m.total
+            together, alone = [], []
+            for _ in range(2):
+                t = time.perf_counter()
+                pop.evaluate(members)
+                together.append(time.perf_counter() - t)
+                t = time.perf_counter()
+                for k in members:
+                    pop.evaluate([k])
+                alone.append(time.perf_counter() - t)
+            n = pop.members[0].evaluator.count(pop.members[0].eval_samples())
+            lines.append(f"| {label} | {kind} | {n:,} | {min(together):.2f} s | {min(alone):.2f} s | {min(alone) / min(together):.2f}x |")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run: small sweeps, no comparison with --old")
     parser.add_argument("--old", default="5d332c2", help="the revision whose solo step is the reference (default: the engine before)")
-    parser.add_argument("--part", type=int, action="append", choices=range(1, 6), help="run only this part (repeatable)")
+    parser.add_argument("--part", type=int, action="append", choices=range(1, 7), help="run only this part (repeatable)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     sections = {1: ("ATen ops per training step", ops_table), 2: ("Host overhead: tiny nets, one thread", overhead_table),
                 3: (f"Solo runs against {args.old}", lambda r: solo_table(r, args.old)),
                 4: ("Side work of a population", lambda r: side_work_table(r, args.quick)),
-                5: ("Whole sweeps, side work included", lambda r: sweeps_table(r, args.quick))}
+                5: ("Whole sweeps, side work included", lambda r: sweeps_table(r, args.quick)),
+                6: ("One evaluation pass against member by member", lambda r: eval_pass_table(r, args.quick))}
     chosen = args.part or [p for p in sections if not (args.quick and p == 3)]
     with tempfile.TemporaryDirectory() as tmp:
         for p in chosen:

@@ -3,7 +3,8 @@
 Each member is an ordinary run (gansweep.member): set up exactly as a solo run, with its
 own folder, log, checkpoints and noise, resumable by ``gansweep train resume=``. Only
 the arithmetic is shared: one step of the stack updates every member with its own lr,
-betas, lr decay and stabilizer settings. A solo run is a population of one.
+betas, lr decay and stabilizer settings, and one evaluation pass scores every member
+due (their samples drawn and featurised together). A solo run is a population of one.
 
 Members join and leave between steps: one that finishes, diverges or is stopped by its
 hooks leaves the stack at once, and ``refill`` may hand in a new member (a new sweep
@@ -229,9 +230,12 @@ class Population:
             ms = [self.members[k] for k in idx]
             sampler = self.stack.sampler(idx, [m.cfg.stabilize.ema > 0 for m in ms])  # type: ignore[union-attr]
             first = ms[0].cfg
-            with sampler.evaluating():
-                results = score_stack([m.evaluator for m in ms], sampler, first.model.z_dim, [m.cfg.seed for m in ms], self.device,
-                                      ms[0].eval_samples(), first.data.num_classes if first.model.conditional else 0)
+            try:
+                with sampler.evaluating():
+                    results = score_stack([m.evaluator for m in ms], sampler, first.model.z_dim, [m.cfg.seed for m in ms], self.device,
+                                          ms[0].eval_samples(), first.data.num_classes if first.model.conditional else 0)
+            except Exception as exc:  # noqa: BLE001  # the pass itself failed (out of memory): its members end, other stacks go on
+                results = [exc] * len(idx)
             share = (time.monotonic() - started) / len(idx)
             out.update({k: Evaluation(r, share) for k, r in zip(idx, results)})
         return out
